@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The tdcrypt command: one file per subcommand, all logic in libtdcrypt. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tdcrypt/error.h"
+
+/* Exit codes shared by every subcommand (documented in README.md). */
+enum tdc_exit {
+	TDC_EXIT_OK = 0,          /* verified, status UpToDate / success */
+	TDC_EXIT_DEGRADED = 1,    /* verified, but a status other than UpToDate */
+	TDC_EXIT_REJECTED = 2,    /* verification or policy refused the input */
+	TDC_EXIT_BAD_INPUT = 3,   /* unreadable / malformed input, bad usage */
+	TDC_EXIT_INTERNAL = 4,    /* our own failure (out of memory, ...) */
+};
+
+int cmd_quote_show(int argc, char **argv);
+int cmd_quote_verify(int argc, char **argv);
+
+/* Prints "tdcrypt: <what>: <reason: detail (at offset N)>" and a hint. */
+void cli_print_error(const char *what, const struct tdc_error *e);
+/* Maps an error code to an exit code (format/io/usage -> BAD_INPUT, ...). */
+int cli_exit_for(int code);

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+	const char *group, *verb;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{ "quote", "show", cmd_quote_show, "quote show FILE [--json]: print every field of a TDX quote" },
+	{ "quote", "verify", cmd_quote_verify,
+	  "quote verify FILE --collateral PATH [--at TIME] [--json]: full DCAP verification" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tdcrypt COMMAND ...\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  tdcrypt %s\n", commands[i].help);
+	fprintf(f, "\nexit codes: 0 ok/UpToDate, 1 verified but not UpToDate, 2 rejected, "
+		   "3 bad input or usage, 4 internal error\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? TDC_EXIT_BAD_INPUT : TDC_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].group) != 0)
+			continue;
+		if (argc >= 3 && !strcmp(argv[2], commands[i].verb))
+			return commands[i].run(argc - 2, argv + 2);
+	}
+	fprintf(stderr, "tdcrypt: unknown command '%s%s%s'\n\n", argv[1], argc >= 3 ? " " : "",
+		argc >= 3 ? argv[2] : "");
+	usage(stderr);
+	return TDC_EXIT_BAD_INPUT;
+}

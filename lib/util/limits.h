@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Every size cap on untrusted input, in one place. Each has a test one past it. */
+#pragma once
+
+/* A TDX quote, including trailing padding (the kernel's outblob cap is 32 KiB). */
+#define TDC_MAX_QUOTE_SIZE (64u * 1024u)
+/* The PCK certificate chain PEM inside a quote. */
+#define TDC_MAX_PCK_CHAIN_SIZE (16u * 1024u)
+/* QE authentication data inside a quote. */
+#define TDC_MAX_QE_AUTH_DATA 4096u
+/* A TCB info or QE identity JSON document (PCS bodies are a few KiB). */
+#define TDC_MAX_COLLATERAL_JSON (256u * 1024u)
+/* A CRL (the PCK Platform CA CRL holds a few dozen serials, about 3 KiB). */
+#define TDC_MAX_CRL_SIZE (1024u * 1024u)
+/* An issuer chain PEM. */
+#define TDC_MAX_CHAIN_PEM (32u * 1024u)
+/* A collateral bundle file (dcap-qvl JSON). */
+#define TDC_MAX_BUNDLE_FILE (2u * 1024u * 1024u)
+/* Certificates in one chain. */
+#define TDC_MAX_CHAIN_CERTS 4
+/* TCB levels in a TCB info / QE identity / module identity. */
+#define TDC_MAX_TCB_LEVELS 256
+/* TDX module identities in a TCB info. */
+#define TDC_MAX_MODULE_IDENTITIES 16
+/* Advisory IDs on one level, and the length of one ID. */
+#define TDC_MAX_ADVISORIES 64
+#define TDC_MAX_ADVISORY_LEN 31
+/* JSON nesting depth accepted by the collateral parser. */
+#define TDC_MAX_JSON_DEPTH 16
