@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tdcrypt needs to build and test, by name.
+# Idempotent: only calls apt-get when something is missing.
+set -euo pipefail
+
+BUILD_PKGS=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+	libssl-dev libjson-c-dev libcmocka-dev libcryptsetup-dev libsqlite3-dev
+	libcurl4-openssl-dev libpq-dev libcbor-dev openssl python3 jq)
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "$@"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

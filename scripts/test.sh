@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Sets up and runs every tdcrypt test on Debian 12:
+#   1. the unit/vector/synthetic suites in a normal build,
+#   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. a short libFuzzer run of every parser (clang), seeded with the real quotes.
+# Ends with one line "N passed, N failed". Exit status 0 only if nothing failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+"$ROOT/scripts/deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
+
+TESTDATA=${TDC_TESTDATA:-$ROOT/../shared/testdata/tdx}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+OUT=${TDC_TEST_OUT:-$ROOT/build-test}
+mkdir -p "$OUT"
+passed=0
+failed=0
+failures=()
+
+count_meson() { # builddir label
+	local log="$1/meson-logs/testlog.json"
+	[ -f "$log" ] || return
+	local p f
+	p=$(jq -s '[.[] | select(.result=="OK" or .result=="EXPECTEDFAIL")] | length' "$log")
+	f=$(jq -s '[.[] | select(.result!="OK" and .result!="EXPECTEDFAIL" and .result!="SKIP")] | length' "$log")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	while read -r name; do failures+=("$2: $name"); done < <(jq -r -s '.[] | select(.result!="OK" and .result!="EXPECTEDFAIL" and .result!="SKIP") | .name' "$log")
+}
+
+run_suite() { # label builddir meson-args...
+	local label=$1 dir=$2
+	shift 2
+	echo "== $label"
+	if ! { [ -f "$dir/build.ninja" ] || meson setup "$dir" "$ROOT" -Dtestdata="$TESTDATA" "$@" >"$OUT/$label-setup.log" 2>&1; } ||
+		! ninja -C "$dir" >"$OUT/$label-build.log" 2>&1; then
+		echo "   build failed: see $OUT/$label-build.log"; tail -20 "$OUT/$label-build.log"
+		failed=$((failed + 1)); failures+=("$label: build")
+		return
+	fi
+	meson test -C "$dir" --print-errorlogs --num-processes 2 >"$OUT/$label-test.log" 2>&1
+	grep -E '^(Ok|Fail|Skipped|Timeout):' "$OUT/$label-test.log" | sed 's/^/   /'
+	count_meson "$dir" "$label"
+}
+
+run_suite plain "$OUT/plain"
+run_suite asan "$OUT/asan" -Db_sanitize=address,undefined -Db_lundef=false
+
+echo "== fuzz (${FUZZ_SECONDS}s per target)"
+FZ="$OUT/fuzz"
+if { [ -f "$FZ/build.ninja" ] || CC=clang meson setup "$FZ" "$ROOT" -Dfuzz=true -Dtests=false >"$OUT/fuzz-setup.log" 2>&1; } &&
+	ninja -C "$FZ" >"$OUT/fuzz-build.log" 2>&1; then
+	seeds="$OUT/fuzz-seeds"
+	rm -rf "$seeds"; mkdir -p "$seeds"
+	python3 "$ROOT/fuzz/seed.py" "$TESTDATA" "$seeds"
+	for bin in "$FZ"/fuzz/fuzz-*; do
+		[ -x "$bin" ] || continue
+		t=$(basename "$bin")
+		corpus="$OUT/fuzz-corpus/$t"
+		mkdir -p "$seeds/${t#fuzz-}"
+		mkdir -p "$corpus"
+		if "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 -max_len=65536 \
+			"$corpus" "$seeds/${t#fuzz-}" >"$OUT/$t.log" 2>&1; then
+			passed=$((passed + 1)); echo "   $t ok ($(grep -o 'Done [0-9]* runs' "$OUT/$t.log" | tail -1))"
+		else
+			failed=$((failed + 1)); failures+=("fuzz: $t"); echo "   $t FAILED: see $OUT/$t.log"; tail -30 "$OUT/$t.log"
+		fi
+	done
+else
+	echo "   fuzz build failed: see $OUT/fuzz-build.log"; tail -20 "$OUT/fuzz-build.log"
+	failed=$((failed + 1)); failures+=("fuzz: build")
+fi
+
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
