@@ -27,3 +27,8 @@
 #define TDC_MAX_ADVISORY_LEN 31
 /* JSON nesting depth accepted by the collateral parser. */
 #define TDC_MAX_JSON_DEPTH 16
+/* The RA-TLS evidence extension value (CBOR), its claims-buffer, claim count and key length. */
+#define TDC_MAX_RATLS_EXT_SIZE (TDC_MAX_QUOTE_SIZE + 1024u)
+#define TDC_MAX_RATLS_CLAIMS_SIZE 512u
+#define TDC_MAX_RATLS_CLAIMS 4u
+#define TDC_MAX_RATLS_CLAIM_KEY 32u
