@@ -1,12 +1,379 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <stdio.h>
+/*
+ * tdcrypt quote verify FILE --collateral PATH [--at TIME] [--json]
+ *     [--min-tcb-eval N] [--test-root-ca-for-testing-only DER_OR_PEM_FILE]
+ * Full Intel DCAP verification of a TDX quote at one trusted time. This is
+ * the only place that reads the wall clock (when --at is absent).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <openssl/pem.h>
 
 #include "cli.h"
+#include "tdcrypt/verify.h"
+#include "util/limits.h"
+#include "util/util.h"
+
+/* A hex quote is twice the binary size, plus whitespace and a "0x" prefix. */
+#define QUOTE_FILE_MAX (2u * TDC_MAX_QUOTE_SIZE + 4096u)
+#define ROOT_FILE_MAX (64u * 1024u)
+
+struct args {
+	const char *quote, *collateral, *at, *root;
+	bool json;
+	uint32_t min_eval;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tdcrypt quote verify FILE --collateral PATH [--at TIME] [--json]\n"
+		"                            [--min-tcb-eval N]\n"
+		"                            [--test-root-ca-for-testing-only DER_OR_PEM_FILE]\n"
+		"  FILE          binary quote or hex text\n"
+		"  --collateral  dcap-qvl collateral JSON file, or a directory bundle\n"
+		"  --at          verification time: RFC 3339 (2025-07-04T10:16:31Z) or @UNIX;\n"
+		"                default: now\n"
+		"  --json        print the verdict as JSON\n"
+		"  --min-tcb-eval  refuse collateral with a lower tcbEvaluationDataNumber\n"
+		"exit: 0 UpToDate, 1 verified with another status, 2 rejected, 3 bad input\n");
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		const bool has_val = i + 1 < argc;
+		if (!strcmp(s, "--json")) {
+			a->json = true;
+		} else if (!strcmp(s, "--collateral") && has_val) {
+			a->collateral = argv[++i];
+		} else if (!strcmp(s, "--at") && has_val) {
+			a->at = argv[++i];
+		} else if (!strcmp(s, "--test-root-ca-for-testing-only") && has_val) {
+			a->root = argv[++i];
+		} else if (!strcmp(s, "--min-tcb-eval") && has_val) {
+			char *end;
+			errno = 0;
+			unsigned long n = strtoul(argv[++i], &end, 10);
+			if (errno || *end || end == argv[i] || n > UINT32_MAX) {
+				fprintf(stderr, "tdcrypt: quote verify: bad --min-tcb-eval '%s'\n",
+					argv[i]);
+				return -1;
+			}
+			a->min_eval = (uint32_t)n;
+		} else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+			usage(stdout);
+			exit(TDC_EXIT_OK);
+		} else if (s[0] == '-' && s[1] != '\0') {
+			fprintf(stderr, "tdcrypt: quote verify: unknown or incomplete option '%s'\n", s);
+			return -1;
+		} else if (!a->quote) {
+			a->quote = s;
+		} else {
+			fprintf(stderr, "tdcrypt: quote verify: unexpected argument '%s'\n", s);
+			return -1;
+		}
+	}
+	if (!a->quote || !a->collateral) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_time(const char *s, int64_t *out, struct tdc_error *e)
+{
+	if (!s) {
+		*out = (int64_t)time(NULL);
+		return 0;
+	}
+	if (s[0] == '@') {
+		char *end;
+		errno = 0;
+		long long t = strtoll(s + 1, &end, 10);
+		if (errno || *end || end == s + 1)
+			return TDC_FAILF(e, TDC_E_USAGE, "bad --at time", "'%s'", s);
+		*out = t;
+		return 0;
+	}
+	return tdc_time_parse(s, out, "--at", e);
+}
+
+static bool is_space(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_hex(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Hex text (optional 0x prefix, whitespace) is decoded; anything else is a binary quote. */
+static int read_quote(const char *path, uint8_t **out, size_t *len, struct tdc_error *e)
+{
+	uint8_t *buf;
+	size_t n;
+	TDC_GUARD(tdc_file_read(path, QUOTE_FILE_MAX, &buf, &n, e));
+
+	size_t i = 0, digits = 0;
+	while (i < n && is_space(buf[i]))
+		i++;
+	if (i + 1 < n && buf[i] == '0' && (buf[i + 1] == 'x' || buf[i + 1] == 'X'))
+		i += 2;
+	size_t start = i;
+	bool text = true;
+	for (; i < n && text; i++) {
+		if (is_hex(buf[i]))
+			digits++;
+		else if (!is_space(buf[i]))
+			text = false;
+	}
+	if (!text || digits == 0) {
+		*out = buf;
+		*len = n;
+		return 0;
+	}
+	size_t k = 0;
+	for (i = start; i < n; i++) /* compact in place: k <= i */
+		if (is_hex(buf[i]))
+			buf[k++] = buf[i];
+	int rc = tdc_hex_decode_alloc((const char *)buf, k, out, len, "hex quote", e);
+	free(buf);
+	return rc;
+}
+
+/* A root certificate given as DER or PEM, returned as DER. */
+static int read_root(const char *path, uint8_t **der, size_t *der_len, struct tdc_error *e)
+{
+	uint8_t *buf;
+	size_t n;
+	TDC_GUARD(tdc_file_read(path, ROOT_FILE_MAX, &buf, &n, e));
+	if (n > 0 && buf[0] == 0x30) { /* DER SEQUENCE */
+		*der = buf;
+		*der_len = n;
+		return 0;
+	}
+	BIO *bio = BIO_new_mem_buf(buf, (int)n);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	free(buf);
+	unsigned char *p = NULL;
+	int l = x ? i2d_X509(x, &p) : -1;
+	X509_free(x);
+	if (l <= 0)
+		return TDC_FAILF(e, TDC_E_FORMAT, "test root CA is neither DER nor PEM", "%s", path);
+	*der = malloc((size_t)l);
+	if (!*der) {
+		OPENSSL_free(p);
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	}
+	memcpy(*der, p, (size_t)l);
+	*der_len = (size_t)l;
+	OPENSSL_free(p);
+	return 0;
+}
+
+static const char *hint_for(int code)
+{
+	switch (code) {
+	case TDC_E_EXPIRED:
+		return "fetch fresh collateral (Intel PCS / PCCS) or pass --at with a time inside "
+		       "its validity window";
+	case TDC_E_STALE:
+		return "fetch collateral with a newer tcbEvaluationDataNumber, or lower "
+		       "--min-tcb-eval";
+	case TDC_E_TCB_NOT_SUPPORTED:
+		return "the platform's TCB is below every level Intel lists: update the "
+		       "BIOS/microcode/TDX module, and check the TCB info is for this FMSPC";
+	case TDC_E_COLLATERAL_MISMATCH:
+		return "the collateral belongs to another platform: fetch the TCB info for this "
+		       "quote's FMSPC";
+	case TDC_E_CRL:
+		return "use the PCK CRL of the CA that issued this quote's PCK certificate "
+		       "(pckcrl?ca=platform or ca=processor) and Intel's root CA CRL";
+	case TDC_E_SIGNATURE:
+		return "the quote or the collateral was altered or corrupted: obtain a fresh quote "
+		       "or re-fetch the collateral";
+	case TDC_E_CHAIN:
+		return "a certificate chain does not lead to the Intel SGX Root CA: check where "
+		       "the quote and collateral come from";
+	case TDC_E_REVOKED:
+		return "a certificate or TCB level is revoked: this platform must not be trusted";
+	case TDC_E_BINDING:
+		return "the QE report does not vouch for the attestation key: the quote is "
+		       "corrupted or forged";
+	case TDC_E_QE_MISMATCH:
+		return "the quoting enclave is not the one the QE identity describes: re-fetch "
+		       "the TD QE identity";
+	case TDC_E_MODULE_MISMATCH:
+		return "the TDX module is not described by the TCB info: fetch current TCB info";
+	case TDC_E_FORMAT:
+	case TDC_E_UNSUPPORTED:
+	case TDC_E_LIMIT:
+		return "check that FILE is a TDX DCAP quote (v4/v5) and PATH is collateral for it";
+	default:
+		return NULL;
+	}
+}
+
+static void print_hex_line(const char *label, const uint8_t *p, size_t n)
+{
+	char buf[2 * 64 + 1];
+	printf("  %-16s %s\n", label, tdc_hex_encode(p, n, buf));
+}
+
+static void print_human(const struct tdc_verdict *v)
+{
+	char date[32], fm[13], until[32];
+	printf("verified: %s (TCB date %.10s, FMSPC %s, eval %u)\n", tdc_tcb_status_name(v->status),
+	       tdc_time_format(v->tcb_date, date, sizeof(date)), tdc_hex_encode(v->fmspc, 6, fm),
+	       v->tcb_eval_num);
+	printf("  platform %s, QE %s, TDX module %s\n", tdc_tcb_status_name(v->platform_status),
+	       tdc_tcb_status_name(v->qe_status),
+	       v->module_status == TDC_TCB_UNKNOWN ? "(no module identity)"
+						   : tdc_tcb_status_name(v->module_status));
+	if (v->advisories.n) {
+		printf("  advisories:");
+		for (size_t i = 0; i < v->advisories.n; i++)
+			printf(" %s", v->advisories.id[i]);
+		printf("\n");
+	}
+	printf("  collateral valid until %s\n",
+	       tdc_time_format(v->collateral_not_after, until, sizeof(until)));
+	printf("  quote v%u, %s\n", v->quote_version,
+	       v->body_type == TDC_BODY_TD15 ? "TD report 1.5" : "TD report 1.0");
+
+	const struct tdc_td_report *td = &v->td;
+	print_hex_line("MRTD", td->mrtd, 48);
+	for (int i = 0; i < 4; i++) {
+		char l[8];
+		snprintf(l, sizeof(l), "RTMR%d", i);
+		print_hex_line(l, td->rtmr[i], 48);
+	}
+	print_hex_line("MRCONFIGID", td->mrconfigid, 48);
+	print_hex_line("MROWNER", td->mrowner, 48);
+	print_hex_line("MROWNERCONFIG", td->mrownerconfig, 48);
+	print_hex_line("MRSEAM", td->mrseam, 48);
+	print_hex_line("TEE_TCB_SVN", td->tee_tcb_svn, 16);
+	if (td->is_td15) {
+		print_hex_line("TEE_TCB_SVN2", td->tee_tcb_svn2, 16);
+		print_hex_line("MRSERVICETD", td->mrservicetd, 48);
+	}
+	print_hex_line("XFAM", td->xfam, 8);
+	char hex[17];
+	printf("  %-16s %s", "TD_ATTRIBUTES", tdc_hex_encode(td->td_attributes, 8, hex));
+	uint64_t attr = tdc_td_attributes(td);
+	for (unsigned bit = 0; bit < 64; bit++) {
+		if (!(attr & (1ull << bit)))
+			continue;
+		const char *name = tdc_td_attribute_name(bit);
+		if (name)
+			printf(" %s", name);
+		else
+			printf(" RESERVED_BIT%u", bit);
+	}
+	printf("\n");
+	print_hex_line("REPORTDATA", td->report_data, 64);
+}
+
+static int print_json(const struct tdc_verdict *v, const struct tdc_error *e)
+{
+	json_object *o = NULL;
+	if (tdc_verdict_to_json(v, e, &o) < 0) {
+		fprintf(stderr, "tdcrypt: quote verify: out of memory\n");
+		return -1;
+	}
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return 0;
+}
 
 int cmd_quote_verify(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "tdcrypt: quote verify: not implemented yet\n");
-	return TDC_EXIT_INTERNAL;
+	struct args a;
+	struct tdc_error e;
+	struct tdc_collateral coll = { 0 };
+	struct tdc_verifier *ver = NULL;
+	struct tdc_verdict verdict = { 0 };
+	uint8_t *quote = NULL, *root = NULL;
+	size_t quote_len = 0, root_len = 0;
+	int64_t now;
+	int exit_code;
+
+	tdc_error_clear(&e);
+	if (parse_args(argc, argv, &a) < 0)
+		return TDC_EXIT_BAD_INPUT;
+	if (parse_time(a.at, &now, &e) < 0) {
+		cli_print_error("--at", &e);
+		return TDC_EXIT_BAD_INPUT;
+	}
+	if (read_quote(a.quote, &quote, &quote_len, &e) < 0) {
+		cli_print_error(a.quote, &e);
+		exit_code = cli_exit_for(e.code);
+		goto out;
+	}
+	if (tdc_collateral_load(a.collateral, &coll, &e) < 0) {
+		cli_print_error(a.collateral, &e);
+		exit_code = cli_exit_for(e.code);
+		goto out;
+	}
+	if (a.root) {
+		if (read_root(a.root, &root, &root_len, &e) < 0) {
+			cli_print_error(a.root, &e);
+			exit_code = cli_exit_for(e.code);
+			goto out;
+		}
+		fprintf(stderr, "tdcrypt: WARNING: trusting a test root CA instead of the Intel SGX "
+				"Root CA; this verdict means nothing for real TDX platforms\n");
+	}
+	struct tdc_verifier_opts opts = {
+		.test_root_der = root,
+		.test_root_der_len = root_len,
+		.min_tcb_eval_num = a.min_eval,
+	};
+	if (tdc_verifier_new(&opts, &ver, &e) < 0) {
+		cli_print_error("verifier", &e);
+		exit_code = cli_exit_for(e.code);
+		goto out;
+	}
+
+	int rc = tdc_verify_quote(ver, quote, quote_len, &coll, now, &verdict, &e);
+	if (a.json && print_json(&verdict, rc < 0 ? &e : NULL) < 0) {
+		exit_code = TDC_EXIT_INTERNAL;
+		goto out;
+	}
+	if (rc < 0) {
+		cli_print_error("quote verify", &e);
+		const char *hint = hint_for(e.code);
+		if (hint)
+			fprintf(stderr, "hint: %s\n", hint);
+		exit_code = cli_exit_for(e.code);
+		goto out;
+	}
+	if (!a.json)
+		print_human(&verdict);
+	if (verdict.status == TDC_TCB_UP_TO_DATE) {
+		exit_code = TDC_EXIT_OK;
+	} else {
+		fprintf(stderr,
+			"note: status %s: the platform needs a firmware/microcode/TDX module "
+			"update; a policy may accept this status explicitly\n",
+			tdc_tcb_status_name(verdict.status));
+		exit_code = TDC_EXIT_DEGRADED;
+	}
+out:
+	tdc_verdict_free(&verdict);
+	tdc_verifier_free(ver);
+	tdc_collateral_free(&coll);
+	free(quote);
+	free(root);
+	return exit_code;
 }

@@ -71,3 +71,17 @@ struct tdc_verifier_stats {
 	uint64_t pck_hits, pck_misses;
 };
 void tdc_verifier_stats(const struct tdc_verifier *v, struct tdc_verifier_stats *out);
+
+struct json_object;
+/*
+ * JSON view of a verdict for front ends and audit logs: "verified", the
+ * combined / platform / QE / module statuses, advisories, collateral facts
+ * (tcb_date, fmspc, pce_id, tcb_eval_num, collateral_not_after), the quote
+ * version and body type, and every TD claim under "td" (hex; td_attributes
+ * also decoded in "td_attributes_flags"). Fields verification did not reach
+ * are null. With e carrying an error (e->code != 0):
+ * "error": {"code": name, "reason", "detail", "offset"}.
+ * *out is a new object owned by the caller (json_object_put).
+ */
+int tdc_verdict_to_json(const struct tdc_verdict *v, const struct tdc_error *e,
+			struct json_object **out) TDC_MUST_USE;

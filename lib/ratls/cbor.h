@@ -15,8 +15,6 @@
 #include "util/rd.h"
 #include "util/wr.h"
 
-/* Caps for the evidence extension; to move to lib/util/limits.h. */
-
 enum tdc_cbor_major {
 	TDC_CBOR_UINT = 0,
 	TDC_CBOR_NINT = 1,
