@@ -32,3 +32,17 @@
 #define TDC_MAX_RATLS_CLAIMS_SIZE 512u
 #define TDC_MAX_RATLS_CLAIMS 4u
 #define TDC_MAX_RATLS_CLAIM_KEY 32u
+/* Policy JSON document, values in one any-of list, advisory IDs in one policy list. */
+#define TDC_MAX_POLICY_JSON (64u * 1024u)
+#define TDC_MAX_POLICY_VALUES 64
+#define TDC_MAX_POLICY_ADVISORIES 256
+/* Store: secret IDs and values, secret.json import, audit fields, collateral cache. */
+#define TDC_MAX_SECRET_ID_LEN 128
+#define TDC_MAX_SECRET_SIZE (8u * 1024u)
+#define TDC_MAX_IMPORT_JSON (1024u * 1024u)
+#define TDC_MAX_IMPORT_SECRETS 4096
+#define TDC_MAX_AUDIT_FIELD 256
+#define TDC_MAX_AUDIT_REASON 2048
+#define TDC_MAX_AUDIT_LIST 10000
+#define TDC_MAX_CACHE_KEY 256
+#define TDC_MAX_CACHE_BODY (4u * 1024u * 1024u)

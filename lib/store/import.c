@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Import of the original solution's secret.json: a flat {"id": "passphrase"}
+ * object. All or nothing; the passphrase strings inside the parsed JSON are
+ * wiped before json-c frees them.
+ */
+#include <string.h>
+
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+
+#include "store/store-int.h"
+
+static int parse(const char *json, size_t len, json_object **out, struct tdc_error *e)
+{
+	*out = NULL;
+	if (!json)
+		return TDC_FAIL(e, TDC_E_USAGE, "no input");
+	if (len > TDC_MAX_IMPORT_JSON)
+		return TDC_FAILF(e, TDC_E_LIMIT, "secret file too large", "%zu bytes, limit %u", len,
+				 TDC_MAX_IMPORT_JSON);
+	/* depth 2: the object and its string members */
+	json_tokener *tok = json_tokener_new_ex(2);
+	if (!tok)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	json_object *obj = json_tokener_parse_ex(tok, json, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	while (obj && end < len && json[end] != '\0' && strchr(" \t\r\n", json[end]))
+		end++;
+	int r = 0;
+	if (!obj)
+		r = TDC_FAIL_AT(e, TDC_E_FORMAT, end, "invalid secret file JSON", "%s",
+				json_tokener_error_desc(jerr));
+	else if (end != len)
+		r = TDC_FAIL_AT(e, TDC_E_FORMAT, end, "trailing bytes after secret file JSON", NULL);
+	else if (!json_object_is_type(obj, json_type_object))
+		r = TDC_FAIL(e, TDC_E_FORMAT, "secret file is not a JSON object");
+	if (r < 0) {
+		json_object_put(obj);
+		return r;
+	}
+	*out = obj;
+	return 0;
+}
+
+/* Wipes every string value in place (json-c owns the buffers, we own the object). */
+static void wipe(json_object *obj)
+{
+	json_object_object_foreach(obj, key, v)
+	{
+		(void)key;
+		if (json_object_is_type(v, json_type_string))
+			OPENSSL_cleanse((char *)json_object_get_string(v),
+					(size_t)json_object_get_string_len(v));
+	}
+}
+
+static int import_all(struct tdc_store *s, json_object *obj, int64_t now, size_t *count,
+		      struct tdc_error *e)
+{
+	if ((size_t)json_object_object_length(obj) > TDC_MAX_IMPORT_SECRETS)
+		return TDC_FAILF(e, TDC_E_LIMIT, "too many secrets in the file", "limit %d",
+				 TDC_MAX_IMPORT_SECRETS);
+	json_object_object_foreach(obj, id, v)
+	{
+		int r = tdc_store_check_id(id, e);
+		if (r < 0)
+			return r;
+		if (!json_object_is_type(v, json_type_string))
+			return TDC_FAILF(e, TDC_E_FORMAT, "secret value is not a string", "%s", id);
+		const char *pw = json_object_get_string(v);
+		size_t len = (size_t)json_object_get_string_len(v);
+		if (strlen(pw) != len)
+			return TDC_FAILF(e, TDC_E_FORMAT, "NUL byte in a secret value", "%s", id);
+		TDC_GUARD(tdc_store_insert_locked(s, id, (const uint8_t *)pw, len, NULL, now, e));
+		(*count)++;
+	}
+	return 0;
+}
+
+int tdc_store_import_flat_json(struct tdc_store *s, const char *json, size_t len, int64_t now,
+			       size_t *count, struct tdc_error *e)
+{
+	if (!s || !count)
+		return TDC_FAIL(e, TDC_E_USAGE, "no store or count");
+	*count = 0;
+	json_object *obj;
+	TDC_GUARD(parse(json, len, &obj, e));
+	pthread_mutex_lock(&s->lock);
+	int r = 0;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		r = STORE_DB_FAIL(e, s->db, "cannot start the import");
+	if (r == 0)
+		r = import_all(s, obj, now, count, e);
+	if (r == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = STORE_DB_FAIL(e, s->db, "cannot commit the import");
+	if (r < 0) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		*count = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	wipe(obj);
+	json_object_put(obj);
+	return r;
+}

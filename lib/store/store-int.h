@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private to lib/store: the store handle and helpers shared by its files. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "tdcrypt/store.h"
+#include "util/limits.h"
+
+
+#define TDC_GCM_NONCE_SIZE 12
+#define TDC_GCM_TAG_SIZE 16
+
+struct tdc_store {
+	sqlite3 *db;
+	pthread_mutex_t lock;      /* one call at a time on db */
+	struct tdc_secret seal_key; /* derived from the master key */
+};
+
+/* Records the SQLite error of db into e as TDC_E_IO. */
+int tdc_store_db_fail(struct tdc_error *e, sqlite3 *db, const char *file, int line,
+		      const char *reason);
+#define STORE_DB_FAIL(e, db, reason) tdc_store_db_fail((e), (db), __FILE__, __LINE__, (reason))
+
+/* Prepares a static SQL statement. */
+int tdc_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct tdc_error *e)
+	TDC_MUST_USE;
+
+/* Checks a secret ID (see store.h). */
+int tdc_store_check_id(const char *id, struct tdc_error *e) TDC_MUST_USE;
+
+/* Loads the master key file (permission checks) and derives the sealing key. */
+int tdc_store_load_key(const char *path, struct tdc_secret *seal_key, struct tdc_error *e)
+	TDC_MUST_USE;
+
+/* AES-256-GCM with the secret ID as AAD. ct gets len + TDC_GCM_TAG_SIZE bytes
+ * (malloc'd); nonce is fresh random. */
+int tdc_store_seal(const struct tdc_secret *key, const char *id, const uint8_t *pt, size_t len,
+		   uint8_t nonce[TDC_GCM_NONCE_SIZE], uint8_t **ct, size_t *ct_len,
+		   struct tdc_error *e) TDC_MUST_USE;
+int tdc_store_unseal(const struct tdc_secret *key, const char *id, const uint8_t *nonce,
+		     size_t nonce_len, const uint8_t *ct, size_t ct_len, struct tdc_secret *out,
+		     struct tdc_error *e) TDC_MUST_USE;
+
+/* Inserts a new secret row; caller holds the lock. policy_canon may be NULL. */
+int tdc_store_insert_locked(struct tdc_store *s, const char *id, const uint8_t *data, size_t len,
+			    const char *policy_canon, int64_t now, struct tdc_error *e)
+	TDC_MUST_USE;
+
+/* Validates policy JSON and returns its canonical form (malloc'd); NULL in, NULL out. */
+int tdc_store_canon_policy(const char *policy_json, char **out, struct tdc_error *e)
+	TDC_MUST_USE;

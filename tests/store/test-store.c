@@ -1,0 +1,837 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The broker store: sealing, key file rules, migrations, audit, cache, import, WAL concurrency. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/schema.h"
+#include "tdcrypt/store.h"
+#include "util/util.h"
+
+#define NOW 1751623000
+
+struct fx {
+	char dir[64];
+	char db[96];
+	char key[96];
+	struct tdc_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tdc-store-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->db, sizeof(f->db), "%s/kbs.db", f->dir);
+	snprintf(f->key, sizeof(f->key), "%s/master.key", f->dir);
+	if (tdc_store_master_key_create(f->key, NULL) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	tdc_store_close(f->s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static struct tdc_store *open_ok(const char *db, const char *key)
+{
+	struct tdc_store *s = NULL;
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	if (tdc_store_open(db, key, &s, &e) != 0)
+		fail_msg("open %s: %s: %s", db, e.reason, e.detail);
+	return s;
+}
+
+static void put_ok(struct tdc_store *s, const char *id, const char *value, const char *policy)
+{
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	if (tdc_store_secret_put(s, id, (const uint8_t *)value, strlen(value), policy, NOW, &e) != 0)
+		fail_msg("put %s: %s: %s", id, e.reason, e.detail);
+}
+
+static void assert_secret(struct tdc_store *s, const char *id, const char *value)
+{
+	struct tdc_secret sec = { 0 };
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	if (tdc_store_secret_get(s, id, &sec, &e) != 0)
+		fail_msg("get %s: %s: %s", id, e.reason, e.detail);
+	assert_int_equal(sec.len, strlen(value));
+	assert_memory_equal(sec.data, value, sec.len);
+	tdc_secret_free(&sec);
+	assert_null(sec.data);
+}
+
+static int get_err(struct tdc_store *s, const char *id, struct tdc_error *e)
+{
+	struct tdc_secret sec = { 0 };
+	tdc_error_clear(e);
+	int r = tdc_store_secret_get(s, id, &sec, e);
+	assert_null(sec.data);
+	return r;
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+}
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+	uint8_t *buf = NULL;
+	*len = 0;
+	if (access(path, F_OK) != 0)
+		return NULL;
+	assert_int_equal(tdc_file_read(path, 64u << 20, &buf, len, NULL), 0);
+	return buf;
+}
+
+/* ---- secret buffers and the master key ---- */
+
+static void test_secret_buffer(void **state)
+{
+	(void)state;
+	struct tdc_secret s = { 0 };
+	assert_int_equal(tdc_secret_alloc(10, &s, NULL), 0);
+	assert_non_null(s.data);
+	assert_int_equal(s.len, 10);
+	assert_true(tdc_all_zero(s.data, 10));
+	memset(s.data, 0xaa, 10);
+	tdc_secret_free(&s);
+	assert_null(s.data);
+	assert_int_equal(s.len, 0);
+	tdc_secret_free(&s); /* again: no-op */
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_secret_alloc(0, &s, &e), TDC_E_USAGE);
+}
+
+static void test_master_key_create(void **state)
+{
+	struct fx *f = *state;
+	struct stat st;
+	assert_int_equal(stat(f->key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, TDC_STORE_MASTER_KEY_SIZE);
+	/* never overwrites an existing key */
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_master_key_create(f->key, &e), TDC_E_IO);
+	assert_string_equal(e.reason, "cannot create the master key file");
+	/* two keys differ */
+	char k2[128];
+	snprintf(k2, sizeof(k2), "%s/k2", f->dir);
+	assert_int_equal(tdc_store_master_key_create(k2, NULL), 0);
+	size_t l1, l2;
+	uint8_t *a = read_all(f->key, &l1), *b = read_all(k2, &l2);
+	assert_int_equal(l1, 32);
+	assert_int_equal(l2, 32);
+	assert_memory_not_equal(a, b, 32);
+	free(a);
+	free(b);
+}
+
+static void test_master_key_permissions(void **state)
+{
+	struct fx *f = *state;
+	struct tdc_store *s = NULL;
+	struct tdc_error e;
+	static const mode_t bad[] = { 0640, 0604, 0660, 0620, 0602 };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(chmod(f->key, bad[i]), 0);
+		tdc_error_clear(&e);
+		assert_int_equal(tdc_store_open(f->db, f->key, &s, &e), TDC_E_USAGE);
+		assert_null(s);
+		assert_string_equal(e.reason, "master key file is accessible by group or others");
+	}
+	assert_int_equal(chmod(f->key, 0400), 0);
+	s = open_ok(f->db, f->key);
+	tdc_store_close(s);
+	s = NULL;
+
+	/* wrong size */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/short.key", f->dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789abcdef0123456789abcde", 31), 31);
+	close(fd);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_open(f->db, path, &s, &e), TDC_E_FORMAT);
+	assert_string_equal(e.reason, "master key file has the wrong size");
+
+	/* missing, symlink, directory */
+	snprintf(path, sizeof(path), "%s/none.key", f->dir);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_open(f->db, path, &s, &e), TDC_E_IO);
+	snprintf(path, sizeof(path), "%s/link.key", f->dir);
+	assert_int_equal(symlink(f->key, path), 0);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_open(f->db, path, &s, &e), TDC_E_IO);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_open(f->db, f->dir, &s, &e), TDC_E_IO);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_open(f->db, NULL, &s, &e), TDC_E_USAGE);
+	assert_null(s);
+}
+
+/* ---- secrets ---- */
+
+static void test_round_trip(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "luksKey", "Intel@intel123", NULL);
+	put_ok(f->s, "app1", "2333", "{\"mrtd\": [\"" "000102030405060708090a0b0c0d0e0f"
+				      "101112131415161718191a1b1c1d1e1f202122232425262728292a2b"
+				      "2c2d2e2f" "\"]}");
+	assert_secret(f->s, "luksKey", "Intel@intel123");
+	assert_secret(f->s, "app1", "2333");
+
+	struct tdc_secret_list l;
+	assert_int_equal(tdc_store_secret_list(f->s, &l, NULL), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.items[0].id, "app1");
+	assert_true(l.items[0].has_policy);
+	assert_string_equal(l.items[1].id, "luksKey");
+	assert_false(l.items[1].has_policy);
+	assert_int_equal(l.items[1].created, NOW);
+	assert_int_equal(l.items[1].rotated, 0);
+	tdc_secret_list_free(&l);
+
+	/* reopen: still there */
+	tdc_store_close(f->s);
+	f->s = open_ok(f->db, f->key);
+	assert_secret(f->s, "luksKey", "Intel@intel123");
+	int v = 0;
+	assert_int_equal(tdc_store_schema_version(f->s, &v, NULL), 0);
+	assert_int_equal(v, TDC_STORE_SCHEMA_VERSION);
+
+	struct stat st;
+	assert_int_equal(stat(f->db, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_secret_errors(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "a", "one", NULL);
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_secret_put(f->s, "a", (const uint8_t *)"two", 3, NULL, NOW, &e),
+			 TDC_E_USAGE);
+	assert_string_equal(e.reason, "secret already exists");
+	assert_secret(f->s, "a", "one");
+
+	assert_int_equal(get_err(f->s, "b", &e), TDC_E_USAGE);
+	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
+
+	static const char *const bad_ids[] = { "", "-x", ".x", "a b", "a/b", "a'b", "é" };
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		tdc_error_clear(&e);
+		assert_int_equal(tdc_store_secret_put(f->s, bad_ids[i], (const uint8_t *)"x", 1,
+						      NULL, NOW, &e),
+				 TDC_E_FORMAT);
+		assert_string_equal(e.reason, "bad secret ID");
+	}
+	char long_id[130];
+	memset(long_id, 'a', 129);
+	long_id[129] = '\0';
+	tdc_error_clear(&e);
+	assert_int_equal(get_err(f->s, long_id, &e), TDC_E_FORMAT);
+	long_id[128] = '\0';
+	put_ok(f->s, long_id, "x", NULL);
+
+	uint8_t *big = calloc(1, 8193);
+	assert_non_null(big);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_secret_put(f->s, "big", big, 8193, NULL, NOW, &e), TDC_E_LIMIT);
+	assert_int_equal(tdc_store_secret_put(f->s, "big", big, 8192, NULL, NOW, NULL), 0);
+	free(big);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_secret_put(f->s, "empty", (const uint8_t *)"", 0, NULL, NOW, &e),
+			 TDC_E_LIMIT);
+
+	assert_int_equal(tdc_store_secret_delete(f->s, "a", NULL), 0);
+	assert_int_equal(get_err(f->s, "a", &e), TDC_E_USAGE);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_secret_delete(f->s, "a", &e), TDC_E_USAGE);
+	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
+}
+
+static void test_wrong_master_key(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "luksKey", "Intel@intel123", NULL);
+	tdc_store_close(f->s);
+	char other[128];
+	snprintf(other, sizeof(other), "%s/other.key", f->dir);
+	assert_int_equal(tdc_store_master_key_create(other, NULL), 0);
+	f->s = open_ok(f->db, other);
+	struct tdc_error e;
+	assert_int_equal(get_err(f->s, "luksKey", &e), TDC_E_SIGNATURE);
+	assert_string_equal(e.reason, "secret authentication failed");
+	assert_non_null(strstr(e.detail, "wrong master key"));
+}
+
+static void test_ciphertext_not_plaintext(void **state)
+{
+	struct fx *f = *state;
+	static const char marker[] = "PLAINTEXT-MARKER-7f3a9c-do-not-store";
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "marker-secret", marker, NULL);
+	/* the pages are in the WAL until a checkpoint: look at every file while open, then after */
+	for (int pass = 0; pass < 2; pass++) {
+		static const char *const suffix[] = { "", "-wal", "-shm" };
+		bool id_seen = false;
+		for (size_t i = 0; i < 3; i++) {
+			char path[128];
+			snprintf(path, sizeof(path), "%s%s", f->db, suffix[i]);
+			size_t len;
+			uint8_t *buf = read_all(path, &len);
+			if (!buf)
+				continue;
+			assert_null(memmem(buf, len, marker, strlen(marker)));
+			assert_null(memmem(buf, len, "PLAINTEXT-MARKER", 16));
+			id_seen = id_seen || memmem(buf, len, "marker-secret", 13);
+			free(buf);
+		}
+		assert_true(id_seen); /* we did read the right bytes */
+		tdc_store_close(f->s);
+		f->s = NULL;
+	}
+}
+
+/* Runs one statement with a blob bound as ?1. */
+static void raw_update_blob(sqlite3 *db, const char *sql, const uint8_t *b, size_t n)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_blob(st, 1, b, (int)n, SQLITE_TRANSIENT);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+}
+
+static size_t raw_get_blob(sqlite3 *db, const char *sql, uint8_t *out, size_t cap)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	size_t n = (size_t)sqlite3_column_bytes(st, 0);
+	assert_true(n <= cap);
+	memcpy(out, sqlite3_column_blob(st, 0), n);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void test_tampered_ciphertext(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "a", "secret-a", NULL);
+	put_ok(f->s, "b", "secret-b", NULL);
+	sqlite3 *db = raw_open(f->db);
+	uint8_t ct[64], nonce[16];
+	size_t n = raw_get_blob(db, "SELECT ciphertext FROM secrets WHERE id = 'a'", ct, sizeof(ct));
+	assert_int_equal(n, 8 + 16);
+	struct tdc_error e;
+
+	/* one flipped bit in the body, then in the tag */
+	for (size_t pos = 0; pos < n; pos += n - 1) {
+		ct[pos] ^= 1;
+		raw_update_blob(db, "UPDATE secrets SET ciphertext = ?1 WHERE id = 'a'", ct, n);
+		assert_int_equal(get_err(f->s, "a", &e), TDC_E_SIGNATURE);
+		assert_string_equal(e.reason, "secret authentication failed");
+		ct[pos] ^= 1;
+		raw_update_blob(db, "UPDATE secrets SET ciphertext = ?1 WHERE id = 'a'", ct, n);
+		assert_secret(f->s, "a", "secret-a");
+	}
+
+	/* nonce changed */
+	size_t nn = raw_get_blob(db, "SELECT nonce FROM secrets WHERE id = 'a'", nonce,
+				 sizeof(nonce));
+	assert_int_equal(nn, 12);
+	nonce[0] ^= 0x80;
+	raw_update_blob(db, "UPDATE secrets SET nonce = ?1 WHERE id = 'a'", nonce, nn);
+	assert_int_equal(get_err(f->s, "a", &e), TDC_E_SIGNATURE);
+	nonce[0] ^= 0x80;
+	raw_update_blob(db, "UPDATE secrets SET nonce = ?1 WHERE id = 'a'", nonce, nn);
+
+	/* a's ciphertext and nonce copied onto b: the AAD binds the ID */
+	raw_exec(db, "UPDATE secrets SET ciphertext = (SELECT ciphertext FROM secrets WHERE id = 'a'),"
+		     " nonce = (SELECT nonce FROM secrets WHERE id = 'a') WHERE id = 'b'");
+	assert_int_equal(get_err(f->s, "b", &e), TDC_E_SIGNATURE);
+
+	/* truncated record */
+	raw_update_blob(db, "UPDATE secrets SET ciphertext = ?1 WHERE id = 'a'", ct, 16);
+	assert_int_equal(get_err(f->s, "a", &e), TDC_E_FORMAT);
+	assert_string_equal(e.reason, "corrupt secret record");
+	raw_update_blob(db, "UPDATE secrets SET nonce = ?1 WHERE id = 'b'", nonce, 11);
+	assert_int_equal(get_err(f->s, "b", &e), TDC_E_FORMAT);
+	sqlite3_close(db);
+}
+
+static void test_rotate(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "k", "old-value", NULL);
+	assert_int_equal(tdc_store_secret_rotate(f->s, "k", (const uint8_t *)"new-value-2", 11,
+						 NOW + 10, NULL),
+			 0);
+	assert_secret(f->s, "k", "new-value-2");
+	/* random replacement of a given length */
+	assert_int_equal(tdc_store_secret_rotate(f->s, "k", NULL, 64, NOW + 20, NULL), 0);
+	struct tdc_secret a = { 0 };
+	assert_int_equal(tdc_store_secret_get(f->s, "k", &a, NULL), 0);
+	assert_int_equal(a.len, 64);
+	assert_false(tdc_all_zero(a.data, 64));
+	tdc_secret_free(&a);
+	struct tdc_secret_list l;
+	assert_int_equal(tdc_store_secret_list(f->s, &l, NULL), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.items[0].created, NOW);
+	assert_int_equal(l.items[0].rotated, NOW + 20);
+	tdc_secret_list_free(&l);
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_secret_rotate(f->s, "nope", NULL, 32, NOW, &e), TDC_E_USAGE);
+	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_secret_rotate(f->s, "k", NULL, 0, NOW, &e), TDC_E_LIMIT);
+}
+
+static void test_policy_set_get(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "k", "v", "{\"tcb_status\": [\"UpToDate\", \"SWHardeningNeeded\"]}");
+	char *p = NULL;
+	assert_int_equal(tdc_store_policy_get(f->s, "k", &p, NULL), 0);
+	assert_non_null(p);
+	/* stored in canonical form, defaults spelled out */
+	assert_non_null(strstr(p, "\"tcb_status\": [ \"UpToDate\", \"SWHardeningNeeded\" ]"));
+	assert_non_null(strstr(p, "\"allow_debug\": false"));
+	free(p);
+
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_policy_set(f->s, "k", "{\"tcb_status\": [\"Revoked\"]}", &e),
+			 TDC_E_FORMAT);
+	assert_string_equal(e.reason, "policy may not allow a revoked TCB");
+	assert_int_equal(tdc_store_policy_get(f->s, "k", &p, NULL), 0);
+	assert_non_null(strstr(p, "SWHardeningNeeded")); /* unchanged */
+	free(p);
+
+	assert_int_equal(tdc_store_policy_set(f->s, "k", NULL, NULL), 0);
+	assert_int_equal(tdc_store_policy_get(f->s, "k", &p, NULL), 0);
+	assert_null(p);
+	assert_int_equal(tdc_store_policy_set(f->s, "k", "{\"allow_simulator\": true}", NULL), 0);
+
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_policy_get(f->s, "zz", &p, &e), TDC_E_USAGE);
+	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_policy_set(f->s, "zz", "{}", &e), TDC_E_USAGE);
+
+	/* a bad policy stops the put: nothing stored */
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_secret_put(f->s, "k2", (const uint8_t *)"v", 1, "{\"x\": 1}", NOW,
+					      &e),
+			 TDC_E_FORMAT);
+	assert_string_equal(e.reason, "unknown key in policy");
+	assert_int_equal(get_err(f->s, "k2", &e), TDC_E_USAGE);
+}
+
+/* ---- schema ---- */
+
+static bool has_object(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?1", -1,
+					    &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+static void test_migrations(void **state)
+{
+	struct fx *f = *state;
+	/* version 0: an existing, empty SQLite database */
+	sqlite3 *db = raw_open(f->db);
+	raw_exec(db, "CREATE TABLE unrelated (x INTEGER)");
+	int v = -1;
+	assert_int_equal(tdc_store_user_version(db, &v, NULL), 0);
+	assert_int_equal(v, 0);
+	/* step to 1 only, as an older release would have left it */
+	assert_int_equal(tdc_store_migrate(db, 1, NULL), 0);
+	assert_int_equal(tdc_store_user_version(db, &v, NULL), 0);
+	assert_int_equal(v, 1);
+	assert_true(has_object(db, "secrets"));
+	assert_true(has_object(db, "audit"));
+	assert_true(has_object(db, "collateral_cache"));
+	assert_false(has_object(db, "audit_no_delete"));
+	raw_exec(db, "INSERT INTO audit (time, decision) VALUES (1, 'denied')");
+	raw_exec(db, "DELETE FROM audit");
+	/* a second run is a no-op */
+	assert_int_equal(tdc_store_migrate(db, 1, NULL), 0);
+	sqlite3_close(db);
+
+	/* the store's open finishes the job */
+	f->s = open_ok(f->db, f->key);
+	assert_int_equal(tdc_store_schema_version(f->s, &v, NULL), 0);
+	assert_int_equal(v, 2);
+	tdc_store_close(f->s);
+	f->s = NULL;
+	db = raw_open(f->db);
+	assert_true(has_object(db, "audit_by_secret"));
+	assert_true(has_object(db, "audit_no_delete"));
+	assert_true(has_object(db, "unrelated"));
+	sqlite3_close(db);
+
+	/* a fresh file goes 0 -> 2 in one open */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/fresh.db", f->dir);
+	struct tdc_store *s = open_ok(path, f->key);
+	assert_int_equal(tdc_store_schema_version(s, &v, NULL), 0);
+	assert_int_equal(v, TDC_STORE_SCHEMA_VERSION);
+	tdc_store_close(s);
+
+	/* a database from the future is refused, untouched */
+	db = raw_open(path);
+	raw_exec(db, "PRAGMA user_version = 99");
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_migrate(db, 2, &e), TDC_E_UNSUPPORTED);
+	sqlite3_close(db);
+	tdc_error_clear(&e);
+	s = NULL;
+	assert_int_equal(tdc_store_open(path, f->key, &s, &e), TDC_E_UNSUPPORTED);
+	assert_null(s);
+	assert_string_equal(e.reason, "store schema is newer than this program");
+
+	/* not a database at all */
+	snprintf(path, sizeof(path), "%s/junk.db", f->dir);
+	FILE *jf = fopen(path, "w");
+	assert_non_null(jf);
+	fputs("this is not an SQLite database, just some junk text long enough to matter\n", jf);
+	fclose(jf);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_open(path, f->key, &s, &e), TDC_E_IO);
+	assert_null(s);
+}
+
+/* ---- audit ---- */
+
+static void test_audit(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	struct tdc_audit_record r1 = {
+		.time = NOW, .request_id = "req-1", .secret_id = "luksKey",
+		.peer = "127.0.0.1:40000", .claims_digest = "ab12", .verdict = "UpToDate",
+		.decision = TDC_AUDIT_RELEASED, .reason = NULL,
+	};
+	struct tdc_audit_record r2 = {
+		.time = NOW + 1, .request_id = "req-2", .secret_id = "luksKey",
+		.peer = "127.0.0.1:40001", .claims_digest = "cd34", .verdict = "UpToDate",
+		.decision = TDC_AUDIT_DENIED, .reason = "mrtd: got 11..; expected any of: ee..",
+	};
+	char longreason[5000];
+	memset(longreason, 'r', sizeof(longreason) - 1);
+	longreason[sizeof(longreason) - 1] = '\0';
+	struct tdc_audit_record r3 = {
+		.time = NOW + 2, .secret_id = "other", .decision = TDC_AUDIT_DENIED,
+		.verdict = "signature", .reason = longreason,
+	};
+	int64_t id1 = 0, id2 = 0, id3 = 0;
+	assert_int_equal(tdc_store_audit_append(f->s, &r1, &id1, NULL), 0);
+	assert_int_equal(tdc_store_audit_append(f->s, &r2, &id2, NULL), 0);
+	assert_int_equal(tdc_store_audit_append(f->s, &r3, &id3, NULL), 0);
+	assert_true(id1 < id2 && id2 < id3);
+
+	struct tdc_audit_list l;
+	assert_int_equal(tdc_store_audit_list(f->s, NULL, &l, NULL), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.items[0].id, id1);
+	assert_int_equal(l.items[0].time, NOW);
+	assert_string_equal(l.items[0].request_id, "req-1");
+	assert_string_equal(l.items[0].peer, "127.0.0.1:40000");
+	assert_string_equal(l.items[0].claims_digest, "ab12");
+	assert_int_equal(l.items[0].decision, TDC_AUDIT_RELEASED);
+	assert_null(l.items[0].reason);
+	assert_int_equal(l.items[1].decision, TDC_AUDIT_DENIED);
+	assert_string_equal(l.items[1].reason, r2.reason);
+	assert_null(l.items[2].request_id);
+	assert_int_equal(strlen(l.items[2].reason), 2048); /* cut at the cap */
+	tdc_audit_list_free(&l);
+
+	struct tdc_audit_query q = { .secret_id = "luksKey" };
+	assert_int_equal(tdc_store_audit_list(f->s, &q, &l, NULL), 0);
+	assert_int_equal(l.n, 2);
+	tdc_audit_list_free(&l);
+	q = (struct tdc_audit_query){ .after_id = id1, .limit = 1 };
+	assert_int_equal(tdc_store_audit_list(f->s, &q, &l, NULL), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.items[0].id, id2);
+	tdc_audit_list_free(&l);
+
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	struct tdc_audit_record bad = { .decision = (enum tdc_audit_decision)7 };
+	assert_int_equal(tdc_store_audit_append(f->s, &bad, NULL, &e), TDC_E_USAGE);
+
+	/* append-only, even for someone with the database file */
+	sqlite3 *db = raw_open(f->db);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+	assert_int_equal(sqlite3_exec(db, "UPDATE audit SET decision = 'released'", NULL, NULL,
+				      NULL),
+			 SQLITE_CONSTRAINT);
+	sqlite3_close(db);
+}
+
+/* ---- collateral cache ---- */
+
+static void test_collateral_cache(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int64_t nu = 0, fe = 0;
+	bool found = true;
+	assert_int_equal(tdc_store_collateral_get(f->s, "B0C06F000000", "tcb_info", &body, &len,
+						  &nu, &fe, &found, NULL),
+			 0);
+	assert_false(found);
+	assert_null(body);
+
+	assert_int_equal(tdc_store_collateral_put(f->s, "B0C06F000000", "tcb_info",
+						  (const uint8_t *)"{\"a\":1}", 7, NOW + 100, NOW,
+						  NULL),
+			 0);
+	assert_int_equal(tdc_store_collateral_put(f->s, "B0C06F000000", "tcb_info",
+						  (const uint8_t *)"{\"a\":2}\0x", 9, NOW + 200,
+						  NOW + 1, NULL),
+			 0);
+	assert_int_equal(tdc_store_collateral_put(f->s, "", "pck_crl", NULL, 0, 0, 0, NULL),
+			 TDC_E_LIMIT);
+	assert_int_equal(tdc_store_collateral_put(f->s, "platform", "pck_crl", NULL, 0, NOW, NOW,
+						  NULL),
+			 0);
+	assert_int_equal(tdc_store_collateral_get(f->s, "B0C06F000000", "tcb_info", &body, &len,
+						  &nu, &fe, &found, NULL),
+			 0);
+	assert_true(found);
+	assert_int_equal(len, 9);
+	assert_memory_equal(body, "{\"a\":2}\0x", 9);
+	assert_int_equal(nu, NOW + 200);
+	assert_int_equal(fe, NOW + 1);
+	free(body);
+	assert_int_equal(tdc_store_collateral_get(f->s, "platform", "pck_crl", &body, &len, NULL,
+						  NULL, &found, NULL),
+			 0);
+	assert_true(found);
+	assert_int_equal(len, 0);
+	free(body);
+}
+
+/* ---- import ---- */
+
+static void test_import_flat_json(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	static const char src[] = "{\"app1\": \"2333\", \"luksKey\": \"Intel@intel123\"}\n";
+	size_t count = 99;
+	assert_int_equal(tdc_store_import_flat_json(f->s, src, strlen(src), NOW, &count, NULL), 0);
+	assert_int_equal(count, 2);
+	assert_secret(f->s, "app1", "2333");
+	assert_secret(f->s, "luksKey", "Intel@intel123");
+	char *p = (char *)1;
+	assert_int_equal(tdc_store_policy_get(f->s, "app1", &p, NULL), 0);
+	assert_null(p); /* imported secrets have no policy */
+
+	/* all or nothing: one existing ID stops the whole file */
+	struct tdc_error e;
+	static const char again[] = "{\"new1\": \"x\", \"app1\": \"y\"}";
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_store_import_flat_json(f->s, again, strlen(again), NOW, &count, &e),
+			 TDC_E_USAGE);
+	assert_string_equal(e.reason, "secret already exists");
+	assert_int_equal(count, 0);
+	assert_int_equal(get_err(f->s, "new1", &e), TDC_E_USAGE);
+	assert_secret(f->s, "app1", "2333");
+
+	static const struct {
+		const char *json;
+		int code;
+		const char *reason;
+	} bad[] = {
+		{ "{\"a\": 1}", TDC_E_FORMAT, "secret value is not a string" },
+		{ "{\"a\": {\"b\": \"c\"}}", TDC_E_FORMAT, "invalid secret file JSON" },
+		{ "{\"bad id\": \"x\"}", TDC_E_FORMAT, "bad secret ID" },
+		{ "{\"a\": \"\"}", TDC_E_LIMIT, "bad secret size" },
+		{ "[\"a\"]", TDC_E_FORMAT, "secret file is not a JSON object" },
+		{ "{\"a\": \"x\"", TDC_E_FORMAT, "invalid secret file JSON" },
+		{ "{\"a\": \"x\\u0000y\"}", TDC_E_FORMAT, "NUL byte in a secret value" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tdc_error_clear(&e);
+		assert_int_equal(tdc_store_import_flat_json(f->s, bad[i].json, strlen(bad[i].json),
+							    NOW, &count, &e),
+				 bad[i].code);
+		assert_string_equal(e.reason, bad[i].reason);
+		assert_int_equal(count, 0);
+	}
+	struct tdc_secret_list l;
+	assert_int_equal(tdc_store_secret_list(f->s, &l, NULL), 0);
+	assert_int_equal(l.n, 2);
+	tdc_secret_list_free(&l);
+}
+
+/* ---- concurrency ---- */
+
+struct worker {
+	const char *db, *key;
+	int index;
+	int failures;
+};
+
+#define WORKERS 4
+#define PER_WORKER 25
+
+/* Each worker has its own handle (as separate processes would): WAL + busy timeout. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct tdc_store *s = NULL;
+	if (tdc_store_open(w->db, w->key, &s, NULL) != 0) {
+		w->failures++;
+		return NULL;
+	}
+	for (int i = 0; i < PER_WORKER; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "w%d-%d", w->index, i);
+		struct tdc_audit_record rec = { .time = NOW + i, .secret_id = id,
+						.decision = TDC_AUDIT_DENIED, .reason = "test" };
+		if (tdc_store_audit_append(s, &rec, NULL, NULL) != 0)
+			w->failures++;
+		if (tdc_store_secret_put(s, id, (const uint8_t *)id, strlen(id), NULL, NOW, NULL) != 0)
+			w->failures++;
+		struct tdc_secret sec = { 0 };
+		if (tdc_store_secret_get(s, "shared", &sec, NULL) != 0 || sec.len != 6)
+			w->failures++;
+		tdc_secret_free(&sec);
+	}
+	tdc_store_close(s);
+	return NULL;
+}
+
+static void test_concurrent_open(void **state)
+{
+	struct fx *f = *state;
+	f->s = open_ok(f->db, f->key);
+	put_ok(f->s, "shared", "shared", NULL);
+
+	/* WAL is on and persistent */
+	sqlite3 *db = raw_open(f->db);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	/* a second handle sees the first one's writes */
+	struct tdc_store *s2 = open_ok(f->db, f->key);
+	put_ok(f->s, "from-1", "one", NULL);
+	assert_secret(s2, "from-1", "one");
+	tdc_store_close(s2);
+
+	pthread_t th[WORKERS];
+	struct worker w[WORKERS];
+	for (int i = 0; i < WORKERS; i++) {
+		w[i] = (struct worker){ .db = f->db, .key = f->key, .index = i };
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	/* the shared handle works meanwhile too */
+	for (int i = 0; i < PER_WORKER; i++)
+		assert_secret(f->s, "shared", "shared");
+	for (int i = 0; i < WORKERS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+	}
+	struct tdc_audit_list l;
+	assert_int_equal(tdc_store_audit_list(f->s, NULL, &l, NULL), 0);
+	assert_int_equal(l.n, WORKERS * PER_WORKER);
+	tdc_audit_list_free(&l);
+	struct tdc_secret_list sl;
+	assert_int_equal(tdc_store_secret_list(f->s, &sl, NULL), 0);
+	assert_int_equal(sl.n, WORKERS * PER_WORKER + 2);
+	tdc_secret_list_free(&sl);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_secret_buffer),
+		T(test_master_key_create),
+		T(test_master_key_permissions),
+		T(test_round_trip),
+		T(test_secret_errors),
+		T(test_wrong_master_key),
+		T(test_ciphertext_not_plaintext),
+		T(test_tampered_ciphertext),
+		T(test_rotate),
+		T(test_policy_set_get),
+		T(test_migrations),
+		T(test_audit),
+		T(test_collateral_cache),
+		T(test_import_flat_json),
+		T(test_concurrent_open),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
