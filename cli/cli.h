@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "tdcrypt/error.h"
@@ -21,5 +22,8 @@ int cmd_quote_verify(int argc, char **argv);
 
 /* Prints "tdcrypt: <what>: <reason: detail (at offset N)>" and a hint. */
 void cli_print_error(const char *what, const struct tdc_error *e);
+/* Reads a quote file ('-' = stdin), binary or hex text (optional 0x prefix,
+ * whitespace); returns the binary quote (free with free()). */
+int cli_read_quote(const char *path, uint8_t **out, size_t *len, struct tdc_error *e);
 /* Maps an error code to an exit code (format/io/usage -> BAD_INPUT, ...). */
 int cli_exit_for(int code);

@@ -3,11 +3,9 @@
  * tdcrypt quote show FILE [--json]: parse a quote (binary or hex text, FILE may
  * be "-" for stdin) and print every field. Parsing only: nothing is verified.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -16,110 +14,12 @@
 #include "util/limits.h"
 #include "util/util.h"
 
-/* A hex quote is twice the binary size, plus whitespace, a "0x" prefix, line ends. */
-#define HEX_INPUT_MAX (2u * TDC_MAX_QUOTE_SIZE + 4096u)
 #define LABEL_WIDTH 22
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tdcrypt quote show FILE [--json]\n"
 		   "  FILE  binary quote, or hex text (optionally 0x-prefixed); '-' reads stdin\n");
-}
-
-static int read_stdin(size_t max, uint8_t **out, size_t *len, struct tdc_error *e)
-{
-	size_t cap = 8192, got = 0;
-	uint8_t *buf = malloc(cap + 1);
-	if (!buf)
-		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	for (;;) {
-		if (got == cap) {
-			if (cap > max) {
-				free(buf);
-				return TDC_FAILF(e, TDC_E_LIMIT, "input too large",
-						 "stdin: more than %zu bytes", max);
-			}
-			uint8_t *nb = realloc(buf, 2 * cap + 1);
-			if (!nb) {
-				free(buf);
-				return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t n = read(STDIN_FILENO, buf + got, cap - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return TDC_FAILF(e, TDC_E_IO, "cannot read stdin", "%s", strerror(errno));
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got > max) {
-		free(buf);
-		return TDC_FAILF(e, TDC_E_LIMIT, "input too large", "stdin: %zu bytes, limit %zu",
-				 got, max);
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	return 0;
-}
-
-static bool is_space(uint8_t c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static bool is_hex(uint8_t c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/*
- * If the input is hex text (whitespace, an optional 0x prefix, hex digits and
- * whitespace only), decodes it in place of *buf. A binary quote never looks
- * like this: it starts with the bytes 04 00 or 05 00.
- */
-static int maybe_decode_hex(uint8_t **buf, size_t *len, struct tdc_error *e)
-{
-	const uint8_t *in = *buf;
-	size_t i = 0, digits = 0;
-	while (i < *len && is_space(in[i]))
-		i++;
-	if (i + 1 < *len && in[i] == '0' && (in[i + 1] == 'x' || in[i + 1] == 'X'))
-		i += 2;
-	size_t start = i;
-	for (; i < *len; i++) {
-		if (is_hex(in[i]))
-			digits++;
-		else if (!is_space(in[i]))
-			return 0; /* binary */
-	}
-	if (digits == 0)
-		return 0;
-
-	char *compact = malloc(digits + 1);
-	if (!compact)
-		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	size_t n = 0;
-	for (i = start; i < *len; i++)
-		if (is_hex(in[i]))
-			compact[n++] = (char)in[i];
-	compact[n] = '\0';
-	uint8_t *bin;
-	size_t bin_len;
-	int r = tdc_hex_decode_alloc(compact, n, &bin, &bin_len, "hex quote", e);
-	free(compact);
-	if (r < 0)
-		return r;
-	free(*buf);
-	*buf = bin;
-	*len = bin_len;
-	return 0;
 }
 
 /* ---- human output ---- */
@@ -423,10 +323,7 @@ int cmd_quote_show(int argc, char **argv)
 	tdc_error_clear(&e);
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int r = !strcmp(path, "-") ? read_stdin(HEX_INPUT_MAX, &buf, &len, &e)
-				   : tdc_file_read(path, HEX_INPUT_MAX, &buf, &len, &e);
-	if (r == 0)
-		r = maybe_decode_hex(&buf, &len, &e);
+	int r = cli_read_quote(path, &buf, &len, &e);
 	if (r < 0) {
 		cli_print_error("quote show", &e);
 		free(buf);

@@ -18,8 +18,6 @@
 #include "util/limits.h"
 #include "util/util.h"
 
-/* A hex quote is twice the binary size, plus whitespace and a "0x" prefix. */
-#define QUOTE_FILE_MAX (2u * TDC_MAX_QUOTE_SIZE + 4096u)
 #define ROOT_FILE_MAX (64u * 1024u)
 
 struct args {
@@ -71,7 +69,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 			usage(stdout);
 			exit(TDC_EXIT_OK);
 		} else if (s[0] == '-' && s[1] != '\0') {
-			fprintf(stderr, "tdcrypt: quote verify: unknown or incomplete option '%s'\n", s);
+			fprintf(stderr,
+				"tdcrypt: quote verify: unknown or incomplete option '%s'\n", s);
 			return -1;
 		} else if (!a->quote) {
 			a->quote = s;
@@ -105,50 +104,6 @@ static int parse_time(const char *s, int64_t *out, struct tdc_error *e)
 	return tdc_time_parse(s, out, "--at", e);
 }
 
-static bool is_space(uint8_t c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static bool is_hex(uint8_t c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Hex text (optional 0x prefix, whitespace) is decoded; anything else is a binary quote. */
-static int read_quote(const char *path, uint8_t **out, size_t *len, struct tdc_error *e)
-{
-	uint8_t *buf;
-	size_t n;
-	TDC_GUARD(tdc_file_read(path, QUOTE_FILE_MAX, &buf, &n, e));
-
-	size_t i = 0, digits = 0;
-	while (i < n && is_space(buf[i]))
-		i++;
-	if (i + 1 < n && buf[i] == '0' && (buf[i + 1] == 'x' || buf[i + 1] == 'X'))
-		i += 2;
-	size_t start = i;
-	bool text = true;
-	for (; i < n && text; i++) {
-		if (is_hex(buf[i]))
-			digits++;
-		else if (!is_space(buf[i]))
-			text = false;
-	}
-	if (!text || digits == 0) {
-		*out = buf;
-		*len = n;
-		return 0;
-	}
-	size_t k = 0;
-	for (i = start; i < n; i++) /* compact in place: k <= i */
-		if (is_hex(buf[i]))
-			buf[k++] = buf[i];
-	int rc = tdc_hex_decode_alloc((const char *)buf, k, out, len, "hex quote", e);
-	free(buf);
-	return rc;
-}
-
 /* A root certificate given as DER or PEM, returned as DER. */
 static int read_root(const char *path, uint8_t **der, size_t *der_len, struct tdc_error *e)
 {
@@ -168,7 +123,8 @@ static int read_root(const char *path, uint8_t **der, size_t *der_len, struct td
 	int l = x ? i2d_X509(x, &p) : -1;
 	X509_free(x);
 	if (l <= 0)
-		return TDC_FAILF(e, TDC_E_FORMAT, "test root CA is neither DER nor PEM", "%s", path);
+		return TDC_FAILF(e, TDC_E_FORMAT, "test root CA is neither DER nor PEM", "%s",
+				 path);
 	*der = malloc((size_t)l);
 	if (!*der) {
 		OPENSSL_free(p);
@@ -253,7 +209,7 @@ static void print_human(const struct tdc_verdict *v)
 	const struct tdc_td_report *td = &v->td;
 	print_hex_line("MRTD", td->mrtd, 48);
 	for (int i = 0; i < 4; i++) {
-		char l[8];
+		char l[16];
 		snprintf(l, sizeof(l), "RTMR%d", i);
 		print_hex_line(l, td->rtmr[i], 48);
 	}
@@ -315,7 +271,7 @@ int cmd_quote_verify(int argc, char **argv)
 		cli_print_error("--at", &e);
 		return TDC_EXIT_BAD_INPUT;
 	}
-	if (read_quote(a.quote, &quote, &quote_len, &e) < 0) {
+	if (cli_read_quote(a.quote, &quote, &quote_len, &e) < 0) {
 		cli_print_error(a.quote, &e);
 		exit_code = cli_exit_for(e.code);
 		goto out;
@@ -331,8 +287,9 @@ int cmd_quote_verify(int argc, char **argv)
 			exit_code = cli_exit_for(e.code);
 			goto out;
 		}
-		fprintf(stderr, "tdcrypt: WARNING: trusting a test root CA instead of the Intel SGX "
-				"Root CA; this verdict means nothing for real TDX platforms\n");
+		fprintf(stderr,
+			"tdcrypt: WARNING: trusting a test root CA instead of the Intel SGX "
+			"Root CA; this verdict means nothing for real TDX platforms\n");
 	}
 	struct tdc_verifier_opts opts = {
 		.test_root_der = root,

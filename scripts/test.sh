@@ -54,7 +54,7 @@ if { [ -f "$FZ/build.ninja" ] || CC=clang meson setup "$FZ" "$ROOT" -Dfuzz=true 
 	rm -rf "$seeds"; mkdir -p "$seeds"
 	python3 "$ROOT/fuzz/seed.py" "$TESTDATA" "$seeds"
 	for bin in "$FZ"/fuzz/fuzz-*; do
-		[ -x "$bin" ] || continue
+		[ -f "$bin" ] && [ -x "$bin" ] || continue
 		t=$(basename "$bin")
 		corpus="$OUT/fuzz-corpus/$t"
 		mkdir -p "$seeds/${t#fuzz-}"
