@@ -18,14 +18,12 @@ failed=0
 failures=()
 
 count_meson() { # builddir label
-	local log="$1/meson-logs/testlog.json"
+	local log="$1/meson-logs/testlog.json" p f
 	[ -f "$log" ] || return
-	local p f
-	p=$(jq -s '[.[] | select(.result=="OK" or .result=="EXPECTEDFAIL")] | length' "$log")
-	f=$(jq -s '[.[] | select(.result!="OK" and .result!="EXPECTEDFAIL" and .result!="SKIP")] | length' "$log")
+	read -r p f < <(python3 "$ROOT/scripts/count-tests.py" "$log" 2>"$OUT/$2-failed.txt")
 	passed=$((passed + p))
 	failed=$((failed + f))
-	while read -r name; do failures+=("$2: $name"); done < <(jq -r -s '.[] | select(.result!="OK" and .result!="EXPECTEDFAIL" and .result!="SKIP") | .name' "$log")
+	while read -r name; do failures+=("$2: $name"); done <"$OUT/$2-failed.txt"
 }
 
 run_suite() { # label builddir meson-args...
