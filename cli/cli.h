@@ -19,6 +19,8 @@ enum tdc_exit {
 
 int cmd_quote_show(int argc, char **argv);
 int cmd_quote_verify(int argc, char **argv);
+int cmd_sim_init(int argc, char **argv);
+int cmd_sim_quote(int argc, char **argv);
 
 /* Prints "tdcrypt: <what>: <reason: detail (at offset N)>" and a hint. */
 void cli_print_error(const char *what, const struct tdc_error *e);

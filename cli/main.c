@@ -12,6 +12,10 @@ static const struct {
 	{ "quote", "show", cmd_quote_show, "quote show FILE [--json]: print every field of a TDX quote" },
 	{ "quote", "verify", cmd_quote_verify,
 	  "quote verify FILE --collateral PATH [--at TIME] [--json]: full DCAP verification" },
+	{ "sim", "init", cmd_sim_init,
+	  "sim init DIR [--days N]: simulator PKI, collateral and TD measurements (tests, demos)" },
+	{ "sim", "quote", cmd_sim_quote,
+	  "sim quote --dir DIR --report-data HEX [--cmdline FILE] -o OUT: a simulated quote" },
 };
 
 static void usage(FILE *f)

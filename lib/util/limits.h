@@ -38,7 +38,7 @@
 #define TDC_MAX_POLICY_ADVISORIES 256
 /* Store: secret IDs and values, secret.json import, audit fields, collateral cache. */
 #define TDC_MAX_SECRET_ID_LEN 128
-#define TDC_MAX_SECRET_SIZE (8u * 1024u)
+#define TDC_MAX_SECRET_SIZE 4096u /* PROTOCOL.md: a released key is at most 4096 bytes */
 #define TDC_MAX_IMPORT_JSON (1024u * 1024u)
 #define TDC_MAX_IMPORT_SECRETS 4096
 #define TDC_MAX_AUDIT_FIELD 256
@@ -46,3 +46,13 @@
 #define TDC_MAX_AUDIT_LIST 10000
 #define TDC_MAX_CACHE_KEY 256
 #define TDC_MAX_CACHE_BODY (4u * 1024u * 1024u)
+/* Guest agent: config file, kernel command line, broker reply, released key,
+ * QGS message, configfs-tsm attribute, LUKS2 header (both copies). */
+#define TDC_MAX_AGENT_CONFIG (64u * 1024u)
+#define TDC_MAX_CMDLINE (64u * 1024u)
+#define TDC_MAX_HTTP_RESPONSE (16u * 1024u)
+#define TDC_MAX_HTTP_HEADERS 32
+#define TDC_MAX_RELEASED_KEY 4096u
+#define TDC_MAX_QGS_MESSAGE (TDC_MAX_QUOTE_SIZE + 1024u)
+#define TDC_MAX_TSM_ATTR 64
+#define TDC_MAX_LUKS_HDR_SIZE (4u * 1024u * 1024u)

@@ -17,6 +17,7 @@
 
 #include "store/schema.h"
 #include "tdcrypt/store.h"
+#include "util/limits.h"
 #include "util/util.h"
 
 #define NOW 1751623000
@@ -278,11 +279,11 @@ static void test_secret_errors(void **state)
 	long_id[128] = '\0';
 	put_ok(f->s, long_id, "x", NULL);
 
-	uint8_t *big = calloc(1, 8193);
+	uint8_t *big = calloc(1, TDC_MAX_SECRET_SIZE + 1);
 	assert_non_null(big);
 	tdc_error_clear(&e);
-	assert_int_equal(tdc_store_secret_put(f->s, "big", big, 8193, NULL, NOW, &e), TDC_E_LIMIT);
-	assert_int_equal(tdc_store_secret_put(f->s, "big", big, 8192, NULL, NOW, NULL), 0);
+	assert_int_equal(tdc_store_secret_put(f->s, "big", big, TDC_MAX_SECRET_SIZE + 1, NULL, NOW, &e), TDC_E_LIMIT);
+	assert_int_equal(tdc_store_secret_put(f->s, "big", big, TDC_MAX_SECRET_SIZE, NULL, NOW, NULL), 0);
 	free(big);
 	tdc_error_clear(&e);
 	assert_int_equal(tdc_store_secret_put(f->s, "empty", (const uint8_t *)"", 0, NULL, NOW, &e),

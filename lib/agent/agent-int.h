@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internals shared by the lib/agent files. */
+#pragma once
+
+#include "tdcrypt/agent.h"
+#include "util/limits.h"
+
+/* Reads a whole file of unknown size (sysfs/configfs/proc report size 0 or 4096),
+ * at most max bytes (TDC_E_LIMIT beyond). NUL-terminated, free with free(). */
+int tdc_agent_read_small(const char *path, size_t max, uint8_t **out, size_t *len,
+			 struct tdc_error *e) TDC_MUST_USE;
