@@ -21,6 +21,23 @@ int cmd_quote_show(int argc, char **argv);
 int cmd_quote_verify(int argc, char **argv);
 int cmd_sim_init(int argc, char **argv);
 int cmd_sim_quote(int argc, char **argv);
+int cmd_secret_add(int argc, char **argv);
+int cmd_secret_list(int argc, char **argv);
+int cmd_secret_rm(int argc, char **argv);
+int cmd_secret_rotate(int argc, char **argv);
+int cmd_secret_import(int argc, char **argv);
+int cmd_secret_audit(int argc, char **argv);
+int cmd_policy_set(int argc, char **argv);
+int cmd_policy_show(int argc, char **argv);
+
+struct json_object;
+/* The broker's admin socket: opt, else $TDCRYPT_KBS_SOCKET, else the default. */
+const char *cli_admin_socket(const char *opt);
+/* Sends one request line (ending in \n) and reads the reply object; prints the
+ * broker's error or warning. Returns an exit code; *reply set on success. */
+int cli_admin_call(const char *sock, const char *req, size_t len, struct json_object **reply);
+/* A policy file validated as a JSON object, compact (malloc'd), or NULL (printed). */
+char *cli_read_policy(const char *path);
 
 /* Prints "tdcrypt: <what>: <reason: detail (at offset N)>" and a hint. */
 void cli_print_error(const char *what, const struct tdc_error *e);

@@ -16,6 +16,17 @@ static const struct {
 	  "sim init DIR [--days N]: simulator PKI, collateral and TD measurements (tests, demos)" },
 	{ "sim", "quote", cmd_sim_quote,
 	  "sim quote --dir DIR --report-data HEX [--cmdline FILE] -o OUT: a simulated quote" },
+	{ "secret", "add", cmd_secret_add,
+	  "secret add ID [--key-file F | --generate N] [--policy F]: store a key in the broker" },
+	{ "secret", "list", cmd_secret_list, "secret list [--json]: the broker's secrets (no values)" },
+	{ "secret", "rm", cmd_secret_rm, "secret rm ID: delete a secret" },
+	{ "secret", "rotate", cmd_secret_rotate,
+	  "secret rotate ID [--key-file F | --generate N]: replace a secret's value" },
+	{ "secret", "import", cmd_secret_import,
+	  "secret import SECRET_JSON: import the original solution's plaintext secret.json" },
+	{ "secret", "audit", cmd_secret_audit, "secret audit [--secret ID] [--json]: audit records" },
+	{ "policy", "set", cmd_policy_set, "policy set ID FILE: set a secret's release policy" },
+	{ "policy", "show", cmd_policy_show, "policy show ID: print a secret's effective policy" },
 };
 
 static void usage(FILE *f)

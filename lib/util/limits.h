@@ -56,3 +56,18 @@
 #define TDC_MAX_QGS_MESSAGE (TDC_MAX_QUOTE_SIZE + 1024u)
 #define TDC_MAX_TSM_ATTR 64
 #define TDC_MAX_LUKS_HDR_SIZE (4u * 1024u * 1024u)
+/* Key broker: HTTP request line, header block, header fields, body; secret ID,
+ * agent name, released secret; requests per connection; client certificate list;
+ * admin socket line; a PCCS response body; the config file. */
+#define TDC_MAX_HTTP_REQUEST_LINE 1024u
+#define TDC_MAX_HTTP_HEADER (8u * 1024u)
+#define TDC_MAX_HTTP_FIELDS 32u
+#define TDC_MAX_HTTP_BODY (4u * 1024u)
+#define TDC_MAX_KBS_SECRET_ID 64u
+#define TDC_MAX_KBS_AGENT 64u
+#define TDC_MAX_KBS_SECRET 4096u
+#define TDC_MAX_KBS_REQUESTS_PER_CONN 8u
+#define TDC_MAX_KBS_CERT_LIST (80u * 1024u)
+#define TDC_MAX_ADMIN_LINE (256u * 1024u)
+#define TDC_MAX_PCCS_BODY (1024u * 1024u)
+#define TDC_MAX_KBS_CONFIG (64u * 1024u)

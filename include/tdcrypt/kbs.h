@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The key broker (tdcrypt-kbs): configuration, and the server object that
+ * runs the event loop (TLS 1.3 mutual, RA-TLS evidence, quote verification,
+ * per-secret policy, release, audit) and the local admin socket.
+ * Protocol: docs/PROTOCOL.md. The library never logs and never reads the
+ * wall clock for a decision: the front end passes a log sink and a clock.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tdcrypt/error.h"
+
+#define TDC_KBS_DEFAULT_LISTEN "127.0.0.1:50051"
+#define TDC_KBS_DEFAULT_ADMIN_SOCKET "/run/tdcrypt/kbs.sock"
+#define TDC_KBS_DEFAULT_WORKERS 4u
+#define TDC_KBS_DEFAULT_MAX_CONNS 4096u
+#define TDC_KBS_DEFAULT_QUEUE 1024u
+#define TDC_KBS_DEFAULT_PCCS_TIMEOUT_MS 10000u
+
+struct tdc_kbs_config {
+	char *listen;          /* "ADDR:PORT" or "[V6]:PORT"; port 0 = ephemeral */
+	char *cert, *key;      /* broker TLS certificate (chain) and key, PEM files */
+	char *db;              /* SQLite store path */
+	char *master_key;      /* 32-byte master key file (0600) */
+	char *collateral_dir;  /* offline bundle: a directory bundle, a dcap-qvl JSON
+	                        * file, or a directory of <fmspc-hex>/ bundles */
+	char *pccs_url;        /* e.g. https://pccs.example:8081 (v4 API below it) */
+	char *pccs_ca;         /* CA file for the PCCS's TLS certificate (optional) */
+	uint32_t pccs_timeout_ms;
+	char *admin_socket;    /* "" or NULL: no admin socket */
+	char *sim_root;        /* PEM/DER of the simulator root CA: trust it (tests only) */
+	bool has_at;           /* verification time fixed (tests with real vectors only) */
+	int64_t at;
+	unsigned workers;
+	unsigned max_conns;
+	unsigned queue_max;
+	uint32_t min_tcb_eval_num;
+};
+
+/* Defaults (listen 127.0.0.1:50051, 4 workers, ...). */
+void tdc_kbs_config_init(struct tdc_kbs_config *c);
+void tdc_kbs_config_free(struct tdc_kbs_config *c);
+
+/*
+ * Reads a JSON config file (strict: unknown keys and wrong types are refused,
+ * with the key named). Keys: listen, cert, key, db, master_key,
+ * collateral_dir, pccs_url, pccs_ca, pccs_timeout_ms, admin_socket,
+ * allow_simulator_root, at, workers, max_connections, queue_max,
+ * min_tcb_eval_num. Values overwrite those already in c.
+ */
+int tdc_kbs_config_load(const char *path, struct tdc_kbs_config *c, struct tdc_error *e)
+	TDC_MUST_USE;
+
+/*
+ * Command line: --config FILE is applied first, then every other flag
+ * overrides it. argv[0] is skipped. Unknown flags are TDC_E_USAGE.
+ * *help is set for -h/--help.
+ */
+int tdc_kbs_config_args(int argc, char **argv, struct tdc_kbs_config *c, bool *help,
+			struct tdc_error *e) TDC_MUST_USE;
+/* Checks that the config can run a broker (cert, key, db, master key, collateral). */
+int tdc_kbs_config_check(const struct tdc_kbs_config *c, struct tdc_error *e) TDC_MUST_USE;
+/* Usage text of the flags. */
+extern const char tdc_kbs_usage[];
+
+/* ---- the server ---- */
+
+struct tdc_kbs_hooks {
+	/* One complete JSON object per call, no newline; called from several threads.
+	 * Never carries a secret. NULL: discard. */
+	void (*log)(void *arg, const char *json_line);
+	/* Seconds since the epoch for verification and audit records. NULL: the
+	 * config's fixed time (has_at) must be set. */
+	int64_t (*now)(void *arg);
+	void *arg;
+};
+
+struct tdc_kbs;
+
+/*
+ * Opens the store, loads the TLS credentials and the trust anchor, binds the
+ * listening socket and the admin socket, and starts the worker threads.
+ */
+int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
+		struct tdc_kbs **out, struct tdc_error *e) TDC_MUST_USE;
+/* The bound TCP port (useful with port 0). */
+int tdc_kbs_port(const struct tdc_kbs *k);
+/* Lower-case hex SHA-256 of the trusted simulator root's DER, or NULL. */
+const char *tdc_kbs_sim_root_sha256(const struct tdc_kbs *k);
+/* Runs the event loop until tdc_kbs_stop. */
+int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e) TDC_MUST_USE;
+/* Asks the loop to stop; async-signal-safe, callable from any thread. */
+void tdc_kbs_stop(struct tdc_kbs *k);
+/* Stops the workers, closes every connection and the store. */
+void tdc_kbs_free(struct tdc_kbs *k);

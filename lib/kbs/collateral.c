@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Where the broker gets collateral for a quote: memory, a PCCS (raw responses
+ * kept in the store so a restarted broker works while the PCCS is down), the
+ * store's cache, and an offline directory. The first source whose collateral
+ * is valid at the verification time wins; if none is, the freshest expired
+ * set is handed on so that verification fails closed with a precise reason.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/x509.h>
+
+#include "kbs/kbs-int.h"
+#include "util/util.h"
+#include "x509/x509.h"
+
+/* Distinct (FMSPC, CA) entries kept in memory; the oldest is dropped beyond. */
+#define COLL_MAX_ENTRIES 64
+/* After a failed PCCS fetch for an entry, do not try again for this long. */
+#define PCCS_RETRY_S 60
+
+struct ent {
+	uint8_t fmspc[6];
+	bool processor;
+	bool has;
+	struct tdc_collateral c;
+	int64_t next_update;
+	const char *source;
+	int64_t last_fail; /* PCCS */
+	bool tried_fetch;
+};
+
+struct kbs_coll {
+	pthread_mutex_t lock;
+	char *dir;
+	char *url, *ca;
+	uint32_t timeout_ms;
+	struct tdc_store *store;
+	size_t n;
+	struct ent ents[COLL_MAX_ENTRIES];
+};
+
+int kbs_quote_fmspc(const struct tdc_quote *q, uint8_t fmspc[6], bool *processor_ca,
+		    struct tdc_error *e)
+{
+	STACK_OF(X509) *chain = NULL;
+	struct tdc_pck_ext ext;
+	TDC_GUARD(tdc_pem_chain_parse(tdc_rd_ptr(&q->cert_data), tdc_rd_len(&q->cert_data), 0,
+				      &chain, e));
+	int r = 0;
+	if (sk_X509_num(chain) < 2)
+		r = TDC_FAIL(e, TDC_E_FORMAT, "PCK chain has no issuer");
+	if (r == 0)
+		r = tdc_pck_ext_parse(sk_X509_value(chain, 0), &ext, e);
+	if (r == 0) {
+		memcpy(fmspc, ext.fmspc, 6);
+		*processor_ca = tdc_x509_cn_contains(sk_X509_value(chain, 1), "Processor");
+	}
+	sk_X509_pop_free(chain, X509_free);
+	return r;
+}
+
+static int buf_copy(const struct tdc_buf *s, struct tdc_buf *d, struct tdc_error *e)
+{
+	d->data = NULL;
+	d->len = 0;
+	if (!s->data)
+		return 0;
+	d->data = malloc(s->len + 1);
+	if (!d->data)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	memcpy(d->data, s->data, s->len);
+	d->data[s->len] = 0;
+	d->len = s->len;
+	return 0;
+}
+
+int kbs_collateral_copy(const struct tdc_collateral *s, struct tdc_collateral *d,
+			struct tdc_error *e)
+{
+	memset(d, 0, sizeof(*d));
+	memcpy(d->tcb_info_sig, s->tcb_info_sig, 64);
+	memcpy(d->qe_identity_sig, s->qe_identity_sig, 64);
+	int r = buf_copy(&s->tcb_info, &d->tcb_info, e);
+	if (r == 0)
+		r = buf_copy(&s->tcb_info_chain, &d->tcb_info_chain, e);
+	if (r == 0)
+		r = buf_copy(&s->qe_identity, &d->qe_identity, e);
+	if (r == 0)
+		r = buf_copy(&s->qe_identity_chain, &d->qe_identity_chain, e);
+	if (r == 0)
+		r = buf_copy(&s->pck_crl, &d->pck_crl, e);
+	if (r == 0)
+		r = buf_copy(&s->pck_crl_chain, &d->pck_crl_chain, e);
+	if (r == 0)
+		r = buf_copy(&s->root_ca_crl, &d->root_ca_crl, e);
+	if (r < 0)
+		tdc_collateral_free(d);
+	return r;
+}
+
+static int crl_next(const struct tdc_buf *der, int64_t *next, struct tdc_error *e)
+{
+	X509_CRL *crl = NULL;
+	int64_t this_update;
+	TDC_GUARD(tdc_crl_from_der(der->data, der->len, &crl, e));
+	int r = tdc_crl_window(crl, &this_update, next, e);
+	X509_CRL_free(crl);
+	return r;
+}
+
+int kbs_collateral_next_update(const struct tdc_collateral *c, int64_t *out, struct tdc_error *e)
+{
+	struct tdc_tcb_info ti;
+	struct tdc_qe_identity qi;
+	int64_t n1, n2;
+
+	memset(&ti, 0, sizeof(ti));
+	memset(&qi, 0, sizeof(qi));
+	int r = tdc_tcb_info_parse(c->tcb_info.data, c->tcb_info.len, &ti, e);
+	if (r == 0)
+		r = tdc_qe_identity_parse(c->qe_identity.data, c->qe_identity.len, &qi, e);
+	if (r == 0) {
+		*out = ti.next_update < qi.next_update ? ti.next_update : qi.next_update;
+		r = crl_next(&c->pck_crl, &n1, e);
+	}
+	if (r == 0)
+		r = crl_next(&c->root_ca_crl, &n2, e);
+	if (r == 0) {
+		if (n1 < *out)
+			*out = n1;
+		if (n2 < *out)
+			*out = n2;
+	}
+	tdc_tcb_info_free(&ti);
+	tdc_qe_identity_free(&qi);
+	return r;
+}
+
+static void *xstrdup(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+int kbs_coll_new(const char *dir, const struct kbs_pccs_opts *pccs, struct tdc_store *store,
+		 struct kbs_coll **out, struct tdc_error *e)
+{
+	struct kbs_coll *k = calloc(1, sizeof(*k));
+	if (!k)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	pthread_mutex_init(&k->lock, NULL);
+	k->dir = xstrdup(dir);
+	if (pccs) {
+		k->url = xstrdup(pccs->url);
+		k->ca = xstrdup(pccs->ca_file);
+		k->timeout_ms = pccs->timeout_ms;
+	}
+	k->store = store;
+	if ((dir && *dir && !k->dir) || (pccs && pccs->url && !k->url)) {
+		kbs_coll_free(k);
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	}
+	*out = k;
+	return 0;
+}
+
+void kbs_coll_free(struct kbs_coll *k)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		tdc_collateral_free(&k->ents[i].c);
+	pthread_mutex_destroy(&k->lock);
+	free(k->dir);
+	free(k->url);
+	free(k->ca);
+	free(k);
+}
+
+static struct ent *find(struct kbs_coll *k, const uint8_t fmspc[6], bool processor)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (!memcmp(k->ents[i].fmspc, fmspc, 6) && k->ents[i].processor == processor)
+			return &k->ents[i];
+	struct ent *en;
+	if (k->n < COLL_MAX_ENTRIES) {
+		en = &k->ents[k->n++];
+	} else {
+		/* drop the oldest entry (index 0) */
+		tdc_collateral_free(&k->ents[0].c);
+		memmove(&k->ents[0], &k->ents[1], (COLL_MAX_ENTRIES - 1) * sizeof(struct ent));
+		en = &k->ents[COLL_MAX_ENTRIES - 1];
+	}
+	memset(en, 0, sizeof(*en));
+	memcpy(en->fmspc, fmspc, 6);
+	en->processor = processor;
+	return en;
+}
+
+/* Takes c (moved) into en when it is fresher than what en holds. */
+static void offer(struct ent *en, struct tdc_collateral *c, int64_t next, const char *source)
+{
+	if (en->has && en->next_update >= next) {
+		tdc_collateral_free(c);
+		return;
+	}
+	tdc_collateral_free(&en->c);
+	en->c = *c;
+	memset(c, 0, sizeof(*c));
+	en->has = true;
+	en->next_update = next;
+	en->source = source;
+}
+
+/* ---- store cache of raw PCCS responses ---- */
+
+struct piece {
+	const char *kind;
+	size_t off; /* of the struct tdc_buf in struct kbs_pccs_raw */
+	int key;    /* 0: tcb/<fmspc>, 1: qe, 2: pckcrl/<ca>, 3: rootcacrl */
+};
+
+static const struct piece pieces[] = {
+	{ "tcb_info", offsetof(struct kbs_pccs_raw, tcb_info), 0 },
+	{ "tcb_info_chain", offsetof(struct kbs_pccs_raw, tcb_info_chain), 0 },
+	{ "qe_identity", offsetof(struct kbs_pccs_raw, qe_identity), 1 },
+	{ "qe_identity_chain", offsetof(struct kbs_pccs_raw, qe_identity_chain), 1 },
+	{ "pck_crl", offsetof(struct kbs_pccs_raw, pck_crl), 2 },
+	{ "pck_crl_chain", offsetof(struct kbs_pccs_raw, pck_crl_chain), 2 },
+	{ "root_ca_crl", offsetof(struct kbs_pccs_raw, root_ca_crl), 3 },
+};
+
+static void piece_key(const struct piece *p, const uint8_t fmspc[6], bool processor, char *out,
+		      size_t cap)
+{
+	char fm[13];
+	tdc_hex_encode(fmspc, 6, fm);
+	switch (p->key) {
+	case 0: snprintf(out, cap, "tdx/tcb/%s", fm); break;
+	case 1: snprintf(out, cap, "tdx/qe/identity"); break;
+	case 2: snprintf(out, cap, "sgx/pckcrl/%s", processor ? "processor" : "platform"); break;
+	default: snprintf(out, cap, "sgx/rootcacrl"); break;
+	}
+}
+
+static struct tdc_buf *piece_buf(struct kbs_pccs_raw *r, const struct piece *p)
+{
+	return (struct tdc_buf *)((char *)r + p->off);
+}
+
+static int cache_put(struct tdc_store *s, const struct kbs_pccs_raw *raw, const uint8_t fmspc[6],
+		     bool processor, int64_t next, int64_t now, struct tdc_error *e)
+{
+	char key[64];
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		const struct tdc_buf *b = piece_buf((struct kbs_pccs_raw *)raw, &pieces[i]);
+		piece_key(&pieces[i], fmspc, processor, key, sizeof(key));
+		TDC_GUARD(tdc_store_collateral_put(s, key, pieces[i].kind,
+						   b->data ? b->data : (const uint8_t *)"", b->len,
+						   next, now, e));
+	}
+	return 0;
+}
+
+static int cache_get(struct tdc_store *s, const uint8_t fmspc[6], bool processor,
+		     struct kbs_pccs_raw *raw, struct tdc_error *e)
+{
+	char key[64];
+	memset(raw, 0, sizeof(*raw));
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		struct tdc_buf *b = piece_buf(raw, &pieces[i]);
+		int64_t next, fetched;
+		bool found = false;
+		piece_key(&pieces[i], fmspc, processor, key, sizeof(key));
+		int r = tdc_store_collateral_get(s, key, pieces[i].kind, &b->data, &b->len, &next,
+						 &fetched, &found, e);
+		if (r == 0 && !found)
+			r = TDC_FAILF(e, TDC_E_IO, "no cached collateral", "%s %s", key,
+				      pieces[i].kind);
+		if (r < 0) {
+			kbs_pccs_raw_free(raw);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* ---- sources ---- */
+
+static int from_raw(const struct kbs_pccs_raw *raw, struct tdc_collateral *c, int64_t *next,
+		    struct tdc_error *e)
+{
+	TDC_GUARD(kbs_pccs_to_collateral(raw, c, e));
+	int r = kbs_collateral_next_update(c, next, e);
+	if (r < 0)
+		tdc_collateral_free(c);
+	return r;
+}
+
+static int from_pccs(struct kbs_coll *k, struct ent *en, int64_t now, struct tdc_error *e)
+{
+	struct kbs_pccs_raw raw;
+	struct tdc_collateral c;
+	int64_t next;
+	struct kbs_pccs_opts o = { k->url, k->ca, k->timeout_ms };
+
+	if (en->tried_fetch && now - en->last_fail < PCCS_RETRY_S && now >= en->last_fail)
+		return TDC_FAIL(e, TDC_E_IO, "PCCS failed recently; not retrying yet");
+	int r = kbs_pccs_fetch(&o, en->fmspc, en->processor, &raw, e);
+	if (r == 0) {
+		r = from_raw(&raw, &c, &next, e);
+		if (r == 0 && k->store)
+			(void)cache_put(k->store, &raw, en->fmspc, en->processor, next, now, NULL);
+		kbs_pccs_raw_free(&raw);
+	}
+	if (r < 0) {
+		en->tried_fetch = true;
+		en->last_fail = now;
+		return r;
+	}
+	offer(en, &c, next, "pccs");
+	return 0;
+}
+
+static int from_cache(struct kbs_coll *k, struct ent *en, struct tdc_error *e)
+{
+	struct kbs_pccs_raw raw;
+	struct tdc_collateral c;
+	int64_t next;
+	TDC_GUARD(cache_get(k->store, en->fmspc, en->processor, &raw, e));
+	int r = from_raw(&raw, &c, &next, e);
+	kbs_pccs_raw_free(&raw);
+	if (r == 0)
+		offer(en, &c, next, "cache");
+	return r;
+}
+
+static int from_dir(struct kbs_coll *k, struct ent *en, struct tdc_error *e)
+{
+	char path[4096], fm[13];
+	struct stat st;
+	struct tdc_collateral c;
+	int64_t next;
+
+	/* a directory of per-FMSPC bundles, or one bundle */
+	tdc_hex_encode(en->fmspc, 6, fm);
+	snprintf(path, sizeof(path), "%s/%s", k->dir, fm);
+	if (stat(path, &st) != 0) {
+		for (char *p = fm; *p; p++)
+			if (*p >= 'a' && *p <= 'f')
+				*p = (char)(*p - 'a' + 'A');
+		snprintf(path, sizeof(path), "%s/%s", k->dir, fm);
+		if (stat(path, &st) != 0)
+			snprintf(path, sizeof(path), "%s", k->dir);
+	}
+	memset(&c, 0, sizeof(c));
+	TDC_GUARD(tdc_collateral_load(path, &c, e));
+	int r = kbs_collateral_next_update(&c, &next, e);
+	if (r < 0) {
+		tdc_collateral_free(&c);
+		return r;
+	}
+	offer(en, &c, next, "dir");
+	return 0;
+}
+
+int kbs_coll_get(struct kbs_coll *k, const uint8_t fmspc[6], bool processor_ca, int64_t now,
+		 struct tdc_collateral *out, struct kbs_coll_info *info, struct tdc_error *e)
+{
+	struct tdc_error first;
+	int r;
+
+	tdc_error_clear(&first);
+	pthread_mutex_lock(&k->lock);
+	struct ent *en = find(k, fmspc, processor_ca);
+	bool fresh = en->has && now < en->next_update;
+	const char *src = "memory";
+
+	/* each source records the first error only, for the message below */
+	if (!fresh && k->url) {
+		if (from_pccs(k, en, now, &first) == 0)
+			src = en->source;
+		fresh = en->has && now < en->next_update;
+	}
+	if (!fresh && k->store) {
+		if (from_cache(k, en, first.code ? NULL : &first) == 0)
+			src = en->source;
+		fresh = en->has && now < en->next_update;
+	}
+	if (!fresh && k->dir) {
+		if (from_dir(k, en, first.code ? NULL : &first) == 0)
+			src = en->source;
+		fresh = en->has && now < en->next_update;
+	}
+	if (!en->has) {
+		char fm[13], d[300];
+		r = first.code ? first.code : TDC_E_IO;
+		tdc_error_set(e, r, TDC_NO_OFFSET, __FILE__, __LINE__, "no collateral",
+			      "FMSPC %s: %s", tdc_hex_encode(fmspc, 6, fm),
+			      first.code ? tdc_error_format(&first, d, sizeof(d)) :
+					   "no source configured");
+		pthread_mutex_unlock(&k->lock);
+		return r;
+	}
+	r = kbs_collateral_copy(&en->c, out, e);
+	info->source = src;
+	info->next_update = en->next_update;
+	pthread_mutex_unlock(&k->lock);
+	return r;
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private to lib/kbs (and its tests): HTTP parsing, the release decision,
+ * collateral sources, the PCCS client and the admin protocol. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "tdcrypt/collateral.h"
+#include "tdcrypt/error.h"
+#include "tdcrypt/kbs.h"
+#include "tdcrypt/quote.h"
+#include "tdcrypt/store.h"
+#include "tdcrypt/verify.h"
+#include "util/limits.h"
+
+/* ---- reason codes (PROTOCOL.md §6.2) ---- */
+
+enum kbs_reason {
+	KBS_OK = 0,
+	KBS_BAD_REQUEST,
+	KBS_UNSUPPORTED_VERSION,
+	KBS_NOT_FOUND,
+	KBS_METHOD_NOT_ALLOWED,
+	KBS_TOO_LARGE,
+	KBS_EVIDENCE_INVALID,
+	KBS_QUOTE_INVALID,
+	KBS_TCB_REFUSED,
+	KBS_UNKNOWN_SECRET,
+	KBS_POLICY_DENIED,
+	KBS_COLLATERAL_UNAVAILABLE,
+	KBS_BUSY,
+	KBS_TIMEOUT,
+	KBS_INTERNAL,
+	KBS_HANDSHAKE, /* audit/log only: no HTTP response is possible */
+	KBS__REASONS,
+};
+
+const char *kbs_reason_code(enum kbs_reason r);
+int kbs_reason_http(enum kbs_reason r);
+
+/* ---- HTTP/1.1 request parsing and responses (http.c) ---- */
+
+enum { KBS_HTTP_DONE = 0, KBS_HTTP_MORE = 1, KBS_HTTP_ERROR = -1 };
+
+struct kbs_http_req {
+	char method[16];
+	char secret_id[TDC_MAX_KBS_SECRET_ID + 1];
+	unsigned version;          /* from the /v<N>/ path prefix */
+	bool conn_close;           /* Connection: close */
+	size_t header_len;         /* request line + fields + CRLF CRLF */
+	size_t body_len;           /* Content-Length */
+	char agent[TDC_MAX_KBS_AGENT + 1];
+};
+
+/*
+ * Parses one request from the first len bytes received (PROTOCOL.md §6.1).
+ * KBS_HTTP_MORE: incomplete, read more (never when len reaches the caps);
+ * KBS_HTTP_DONE: *req filled, the request is header_len + body_len bytes;
+ * KBS_HTTP_ERROR: *reason is the code to answer with, e the full reason.
+ * Partial requests are checked as far as they go, so garbage fails early.
+ */
+int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
+		   enum kbs_reason *reason, struct tdc_error *e);
+
+/*
+ * A complete response into *out (locked, wiped on free): status from reason,
+ * the headers of §6.2 and a JSON body: the key (base64) when key != NULL,
+ * the error code otherwise. secret_id may be NULL. *out_len is the length of
+ * the response (out->len is the size of the allocation).
+ */
+int kbs_http_response(enum kbs_reason reason, const char *request_id, const char *secret_id,
+		      const struct tdc_secret *key, bool close, struct tdc_secret *out,
+		      size_t *out_len, struct tdc_error *e) TDC_MUST_USE;
+
+/* ---- collateral sources (collateral.c, pccs.c) ---- */
+
+struct kbs_pccs_raw {
+	struct tdc_buf tcb_info, tcb_info_chain;
+	struct tdc_buf qe_identity, qe_identity_chain;
+	struct tdc_buf pck_crl, pck_crl_chain;
+	struct tdc_buf root_ca_crl;
+};
+void kbs_pccs_raw_free(struct kbs_pccs_raw *r);
+
+struct kbs_pccs_opts {
+	const char *url;      /* base, without the trailing /sgx or /tdx */
+	const char *ca_file;  /* NULL: system default */
+	uint32_t timeout_ms;
+};
+
+/* curl_global_init, once per process (thread-safe); 0 on success. */
+int kbs_curl_init_once(void);
+
+/* GETs the four v4 resources for fmspc (and the PCK CRL of the platform or
+ * processor CA) with their issuer chain headers. */
+int kbs_pccs_fetch(const struct kbs_pccs_opts *o, const uint8_t fmspc[6], bool processor_ca,
+		   struct kbs_pccs_raw *out, struct tdc_error *e) TDC_MUST_USE;
+/* Normalises raw responses into collateral (body split, chains, CRLs to DER). */
+int kbs_pccs_to_collateral(const struct kbs_pccs_raw *r, struct tdc_collateral *c,
+			   struct tdc_error *e) TDC_MUST_USE;
+
+/* Earliest nextUpdate of the TCB info, QE identity and both CRLs. */
+int kbs_collateral_next_update(const struct tdc_collateral *c, int64_t *out, struct tdc_error *e)
+	TDC_MUST_USE;
+int kbs_collateral_copy(const struct tdc_collateral *src, struct tdc_collateral *dst,
+			struct tdc_error *e) TDC_MUST_USE;
+
+struct kbs_coll;
+/* Collateral for quotes: in memory, then the PCCS (stored in the store's
+ * cache), then the store's cache, then the offline directory. */
+int kbs_coll_new(const char *dir, const struct kbs_pccs_opts *pccs, struct tdc_store *store,
+		 struct kbs_coll **out, struct tdc_error *e) TDC_MUST_USE;
+void kbs_coll_free(struct kbs_coll *k);
+/* The FMSPC and PCK CA kind (platform or processor) of a parsed quote's PCK chain. */
+int kbs_quote_fmspc(const struct tdc_quote *q, uint8_t fmspc[6], bool *processor_ca,
+		    struct tdc_error *e) TDC_MUST_USE;
+
+struct kbs_coll_info {
+	const char *source;  /* "memory", "pccs", "cache" (store) or "dir" */
+	int64_t next_update; /* earliest nextUpdate of the pieces */
+};
+/*
+ * A copy of the collateral for (fmspc, ca) at now; release with
+ * tdc_collateral_free. Sources in order: memory, PCCS (stored in the cache),
+ * the store's cache, the offline directory; the first one valid at now wins,
+ * otherwise the freshest expired one is returned (verification then fails
+ * closed). Thread-safe.
+ */
+int kbs_coll_get(struct kbs_coll *k, const uint8_t fmspc[6], bool processor_ca, int64_t now,
+		 struct tdc_collateral *out, struct kbs_coll_info *info, struct tdc_error *e)
+	TDC_MUST_USE;
+
+/* ---- the release decision (decide.c) ---- */
+
+struct kbs_ctx {
+	struct tdc_store *store;
+	struct tdc_verifier *verifier;
+	struct kbs_coll *coll;
+	bool sim_trusted;
+};
+
+/* What the first request of a connection established, kept for the next ones. */
+struct kbs_peer {
+	bool checked;
+	enum kbs_reason reason; /* KBS_OK if the evidence and quote verified */
+	char detail[512];
+	char verdict[48];
+	char claims_digest[65];
+	unsigned version;
+	struct tdc_verdict v;
+};
+void kbs_peer_free(struct kbs_peer *p);
+
+struct kbs_decision {
+	enum kbs_reason reason;
+	char detail[1024];    /* full reason, for audit and log */
+	char verdict[48];     /* TCB status or verification error name */
+	char claims_digest[65];
+	struct tdc_secret key; /* filled when released */
+};
+void kbs_decision_free(struct kbs_decision *d);
+
+/*
+ * PROTOCOL.md §5.1 for one request: evidence and binding of cert, quote
+ * verification at now (cached in p for the connection), then the secret's
+ * policy and the release. Never fails: the outcome is in d.
+ */
+void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *secret_id,
+		unsigned version, int64_t now, struct kbs_decision *d);
+
+/* ---- admin protocol (admin.c) ---- */
+
+/*
+ * One JSON request line -> one JSON reply (malloc'd, no newline). Ops:
+ * secret.add {id, key_b64 | generate, policy?}, secret.list, secret.rm {id},
+ * secret.rotate {id, key_b64 | generate}, secret.import {json},
+ * policy.set {id, policy}, policy.show {id}, audit.list {secret_id?, after?,
+ * limit?}. Replies: {"ok":true,...} or {"ok":false,"error":code,"message":..}.
+ */
+char *kbs_admin_handle(struct tdc_store *s, const char *line, size_t len, int64_t now);

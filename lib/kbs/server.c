@@ -1,0 +1,1331 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The broker's event loop: one thread runs epoll over non-blocking sockets,
+ * drives each connection's TLS 1.3 handshake and HTTP exchange as a state
+ * machine, and keeps its deadlines in FIFO timer queues (one per timeout
+ * length, so each stays sorted by construction). The slow parts of a request
+ * (quote verification, collateral, policy, store, audit) run on a small
+ * worker pool; results come back through an eventfd. No thread ever blocks
+ * on a client.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
+
+#include "kbs/kbs-int.h"
+#include "tdcrypt/ratls.h"
+#include "util/util.h"
+
+#define IN_CAP (TDC_MAX_HTTP_HEADER + TDC_MAX_HTTP_BODY)
+#define HANDSHAKE_MS 10000
+#define READ_MS 10000
+#define WRITE_MS 10000
+#define IDLE_MS 15000
+#define LINGER_MS 2000
+#define ADMIN_MS 30000
+#define MAX_EVENTS 128
+
+enum kind { K_LISTEN, K_ADMIN_LISTEN, K_WAKE, K_CONN, K_ADMIN };
+struct evsrc {
+	enum kind kind;
+};
+
+enum cstate { S_HANDSHAKE, S_READ, S_WORK, S_WRITE, S_LINGER, S_DEAD };
+enum tq { TQ_NONE = -1, TQ_10S = 0, TQ_IDLE, TQ_LINGER, TQ_ADMIN, TQ__N };
+static const int64_t tq_ms[TQ__N] = { 10000, IDLE_MS, LINGER_MS, ADMIN_MS };
+
+struct conn {
+	struct evsrc src;
+	int fd;
+	SSL *ssl;
+	enum cstate st;
+	char peer[64];
+	uint8_t *in;
+	size_t in_len, in_cap;
+	struct tdc_secret out;
+	size_t out_len, out_pos;
+	bool close_after;
+	unsigned nreq;
+	uint32_t events;
+	int64_t t0_ms;
+	/* timer */
+	enum tq tq;
+	int64_t deadline;
+	struct conn *tprev, *tnext;
+	/* all connections */
+	struct conn *prev, *next;
+	struct kbs_peer peer_state; /* used by the worker only while S_WORK */
+};
+
+struct job {
+	struct job *next;
+	struct conn *c;           /* NULL: audit only, no response */
+	enum kbs_reason preset;   /* KBS_OK: run the decision */
+	char preset_detail[512];
+	struct kbs_http_req req;
+	bool has_req;
+	char request_id[33];
+	char peer[64];
+	X509 *cert;
+	int64_t t0_ms;
+	/* result */
+	struct tdc_secret resp;
+	size_t resp_len;
+	bool close_after;
+};
+
+struct tq_list {
+	struct conn *head, *tail;
+};
+
+struct tdc_kbs {
+	struct tdc_kbs_config cfg;
+	struct tdc_kbs_hooks hooks;
+	struct kbs_ctx ctx;
+	struct tdc_store *store;
+	SSL_CTX *ssl_ctx;
+	int ep;
+	struct evsrc listen_src, admin_src, wake_src;
+	int listen_fd, admin_fd, wake_fd;
+	int port;
+	char sim_sha[65];
+	bool has_sim;
+	volatile sig_atomic_t stop;
+	struct conn *conns;
+	struct conn *dead;
+	size_t nconns;
+	struct tq_list tq[TQ__N];
+	/* workers */
+	pthread_t *threads;
+	unsigned nthreads;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job *q_head, *q_tail;
+	size_t q_len;
+	bool w_stop;
+	struct job *done;
+};
+
+/* ---- small helpers ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_s(struct tdc_kbs *k)
+{
+	if (k->cfg.has_at)
+		return k->cfg.at;
+	return k->hooks.now ? k->hooks.now(k->hooks.arg) : 0;
+}
+
+static void emit(struct tdc_kbs *k, json_object *o)
+{
+	if (k->hooks.log)
+		k->hooks.log(k->hooks.arg, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static json_object *log_obj(struct tdc_kbs *k, const char *level, const char *event)
+{
+	char ts[32];
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "ts",
+			       json_object_new_string(tdc_time_format(now_s(k), ts, sizeof(ts))));
+	json_object_object_add(o, "level", json_object_new_string(level));
+	json_object_object_add(o, "event", json_object_new_string(event));
+	return o;
+}
+
+static void jstr(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v && *v ? json_object_new_string(v) : NULL);
+}
+
+static void log_conn(struct tdc_kbs *k, const char *level, const char *event, const char *peer,
+		     const char *reason)
+{
+	json_object *o = log_obj(k, level, event);
+	jstr(o, "peer", peer);
+	jstr(o, "reason", reason);
+	emit(k, o);
+}
+
+static void ssl_err_text(char *out, size_t cap)
+{
+	unsigned long err, last = 0;
+	while ((err = ERR_get_error()) != 0)
+		last = err;
+	if (last)
+		ERR_error_string_n(last, out, cap);
+	else
+		snprintf(out, cap, "connection closed");
+}
+
+/* ---- timers ---- */
+
+static void timer_del(struct tdc_kbs *k, struct conn *c)
+{
+	if (c->tq == TQ_NONE)
+		return;
+	struct tq_list *l = &k->tq[c->tq];
+	if (c->tprev)
+		c->tprev->tnext = c->tnext;
+	else
+		l->head = c->tnext;
+	if (c->tnext)
+		c->tnext->tprev = c->tprev;
+	else
+		l->tail = c->tprev;
+	c->tprev = c->tnext = NULL;
+	c->tq = TQ_NONE;
+}
+
+static void timer_set(struct tdc_kbs *k, struct conn *c, enum tq q)
+{
+	timer_del(k, c);
+	struct tq_list *l = &k->tq[q];
+	c->tq = q;
+	c->deadline = mono_ms() + tq_ms[q];
+	c->tprev = l->tail;
+	c->tnext = NULL;
+	if (l->tail)
+		l->tail->tnext = c;
+	else
+		l->head = c;
+	l->tail = c;
+}
+
+static int next_timeout(struct tdc_kbs *k)
+{
+	int64_t best = -1, now = mono_ms();
+	for (int i = 0; i < TQ__N; i++)
+		if (k->tq[i].head && (best < 0 || k->tq[i].head->deadline < best))
+			best = k->tq[i].head->deadline;
+	if (best < 0)
+		return -1;
+	return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
+}
+
+/* ---- connections ---- */
+
+static void want(struct tdc_kbs *k, struct conn *c, uint32_t ev)
+{
+	if (c->events == ev)
+		return;
+	struct epoll_event e = { .events = ev, .data.ptr = c };
+	if (epoll_ctl(k->ep, EPOLL_CTL_MOD, c->fd, &e) == 0)
+		c->events = ev;
+}
+
+static void conn_close(struct tdc_kbs *k, struct conn *c)
+{
+	if (c->st == S_DEAD)
+		return;
+	timer_del(k, c);
+	epoll_ctl(k->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	tdc_secret_free(&c->out);
+	kbs_peer_free(&c->peer_state);
+	if (c->in)
+		OPENSSL_cleanse(c->in, c->in_cap);
+	free(c->in);
+	c->in = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (k->conns == c)
+		k->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->st = S_DEAD;
+	k->nconns--;
+	/* freed after the current batch of events, which may still name it */
+	c->next = k->dead;
+	c->prev = NULL;
+	k->dead = c;
+}
+
+static void reap(struct tdc_kbs *k)
+{
+	while (k->dead) {
+		struct conn *c = k->dead;
+		k->dead = c->next;
+		free(c);
+	}
+}
+
+static void conn_start_close(struct tdc_kbs *k, struct conn *c)
+{
+	if (c->ssl && c->st != S_HANDSHAKE) {
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+	}
+	/* send FIN, then drain what the client still sends so that the kernel
+	 * does not answer it with a RST that could destroy our response */
+	shutdown(c->fd, SHUT_WR);
+	c->st = S_LINGER;
+	timer_set(k, c, TQ_LINGER);
+	want(k, c, EPOLLIN);
+}
+
+static void conn_linger(struct tdc_kbs *k, struct conn *c)
+{
+	uint8_t scratch[4096];
+	for (;;) {
+		ssize_t n = recv(c->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		conn_close(k, c);
+		return;
+	}
+}
+
+/* ---- jobs ---- */
+
+static void new_request_id(char out[33])
+{
+	uint8_t r[16];
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		memset(r, 0, sizeof(r));
+	tdc_hex_encode(r, sizeof(r), out);
+}
+
+static struct job *job_new(struct conn *c, const char *peer)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->c = c;
+	new_request_id(j->request_id);
+	snprintf(j->peer, sizeof(j->peer), "%s", peer);
+	j->t0_ms = c ? c->t0_ms : mono_ms();
+	return j;
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	X509_free(j->cert);
+	tdc_secret_free(&j->resp);
+	free(j);
+}
+
+static void submit(struct tdc_kbs *k, struct job *j)
+{
+	pthread_mutex_lock(&k->lock);
+	if (k->q_tail)
+		k->q_tail->next = j;
+	else
+		k->q_head = j;
+	k->q_tail = j;
+	k->q_len++;
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+}
+
+static size_t queue_len(struct tdc_kbs *k)
+{
+	pthread_mutex_lock(&k->lock);
+	size_t n = k->q_len;
+	pthread_mutex_unlock(&k->lock);
+	return n;
+}
+
+static void conn_write(struct tdc_kbs *k, struct conn *c);
+
+/* An answer decided by the loop without the workers (busy): no audit. */
+static void respond_now(struct tdc_kbs *k, struct conn *c, enum kbs_reason reason,
+			const char *detail)
+{
+	char rid[33];
+	new_request_id(rid);
+	timer_del(k, c);
+	if (kbs_http_response(reason, rid, NULL, NULL, true, &c->out, &c->out_len, NULL) < 0) {
+		conn_close(k, c);
+		return;
+	}
+	json_object *o = log_obj(k, "warning", "request");
+	jstr(o, "request_id", rid);
+	jstr(o, "peer", c->peer);
+	json_object_object_add(o, "status", json_object_new_int(kbs_reason_http(reason)));
+	jstr(o, "decision", "denied");
+	jstr(o, "reason_code", kbs_reason_code(reason));
+	jstr(o, "reason", detail);
+	emit(k, o);
+	c->out_pos = 0;
+	c->close_after = true;
+	c->st = S_WRITE;
+	timer_set(k, c, TQ_10S);
+	conn_write(k, c);
+}
+
+/* Hands a parsed request, or a refusal of an unparsable one, to the workers. */
+static void dispatch(struct tdc_kbs *k, struct conn *c, const struct kbs_http_req *req,
+		     enum kbs_reason preset, const struct tdc_error *e)
+{
+	if (queue_len(k) >= k->cfg.queue_max) {
+		respond_now(k, c, KBS_BUSY, "work queue full");
+		return;
+	}
+	struct job *j = job_new(c, c->peer);
+	if (!j) {
+		conn_close(k, c);
+		return;
+	}
+	j->preset = preset;
+	if (req) {
+		j->req = *req;
+		j->has_req = true;
+	}
+	if (e && e->code) {
+		char buf[400];
+		snprintf(j->preset_detail, sizeof(j->preset_detail), "%s",
+			 tdc_error_format(e, buf, sizeof(buf)));
+	}
+	j->cert = SSL_get1_peer_certificate(c->ssl);
+	c->nreq++;
+	j->close_after = preset != KBS_OK || (req && req->conn_close) ||
+			 c->nreq >= TDC_MAX_KBS_REQUESTS_PER_CONN;
+	/* the request's bytes are consumed; a pipelined next one waits */
+	if (req && preset == KBS_OK) {
+		size_t used = req->header_len + req->body_len;
+		memmove(c->in, c->in + used, c->in_len - used);
+		c->in_len -= used;
+	} else {
+		c->in_len = 0;
+	}
+	timer_del(k, c);
+	c->st = S_WORK;
+	want(k, c, 0);
+	submit(k, j);
+}
+
+/* ---- connection state machine ---- */
+
+static void conn_read(struct tdc_kbs *k, struct conn *c);
+
+static void conn_handshake(struct tdc_kbs *k, struct conn *c)
+{
+	ERR_clear_error();
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->st = S_READ;
+		c->t0_ms = mono_ms();
+		timer_set(k, c, TQ_10S);
+		want(k, c, EPOLLIN);
+		conn_read(k, c);
+		return;
+	}
+	int err = SSL_get_error(c->ssl, r);
+	if (err == SSL_ERROR_WANT_READ) {
+		want(k, c, EPOLLIN);
+		return;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		want(k, c, EPOLLOUT);
+		return;
+	}
+	char why[256];
+	ssl_err_text(why, sizeof(why));
+	X509 *cert = SSL_get0_peer_certificate(c->ssl);
+	if (cert) {
+		/* a client that got as far as presenting a certificate is audited */
+		struct job *j = job_new(NULL, c->peer);
+		if (j) {
+			j->preset = KBS_HANDSHAKE;
+			snprintf(j->preset_detail, sizeof(j->preset_detail),
+				 "TLS handshake failed after the client certificate: %s", why);
+			j->cert = X509_dup(cert);
+			submit(k, j);
+		}
+	} else {
+		log_conn(k, "info", "handshake_failed", c->peer, why);
+	}
+	conn_close(k, c);
+}
+
+static void conn_read(struct tdc_kbs *k, struct conn *c)
+{
+	struct kbs_http_req req;
+	enum kbs_reason reason;
+	struct tdc_error e;
+
+	for (;;) {
+		if (c->in_len) {
+			tdc_error_clear(&e);
+			int r = kbs_http_parse(c->in, c->in_len, &req, &reason, &e);
+			if (r == KBS_HTTP_DONE) {
+				dispatch(k, c, &req, KBS_OK, NULL);
+				return;
+			}
+			if (r == KBS_HTTP_ERROR) {
+				dispatch(k, c, &req, reason, &e);
+				return;
+			}
+			if (c->in_len >= c->in_cap) {
+				tdc_error_set(&e, TDC_E_LIMIT, TDC_NO_OFFSET, __FILE__, __LINE__,
+					      "request too large", NULL);
+				dispatch(k, c, NULL, KBS_TOO_LARGE, &e);
+				return;
+			}
+		}
+		ERR_clear_error();
+		int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+		if (n > 0) {
+			if (c->in_len == 0) {
+				/* the first byte of a request starts its read deadline */
+				c->t0_ms = mono_ms();
+				timer_set(k, c, TQ_10S);
+			}
+			c->in_len += (size_t)n;
+			continue;
+		}
+		int err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_READ) {
+			want(k, c, EPOLLIN);
+			return;
+		}
+		if (err == SSL_ERROR_WANT_WRITE) {
+			want(k, c, EPOLLOUT);
+			return;
+		}
+		if (c->in_len) {
+			char why[256];
+			ssl_err_text(why, sizeof(why));
+			log_conn(k, "info", "incomplete_request", c->peer, why);
+		}
+		ERR_clear_error();
+		conn_close(k, c);
+		return;
+	}
+}
+
+static void conn_write(struct tdc_kbs *k, struct conn *c)
+{
+	while (c->out_pos < c->out_len) {
+		ERR_clear_error();
+		int n = SSL_write(c->ssl, c->out.data + c->out_pos, (int)(c->out_len - c->out_pos));
+		if (n > 0) {
+			c->out_pos += (size_t)n;
+			continue;
+		}
+		int err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_READ) {
+			want(k, c, EPOLLIN);
+			return;
+		}
+		if (err == SSL_ERROR_WANT_WRITE) {
+			want(k, c, EPOLLOUT);
+			return;
+		}
+		ERR_clear_error();
+		conn_close(k, c);
+		return;
+	}
+	tdc_secret_free(&c->out);
+	c->out_len = c->out_pos = 0;
+	if (c->close_after) {
+		conn_start_close(k, c);
+		return;
+	}
+	c->st = S_READ;
+	timer_set(k, c, c->in_len ? TQ_10S : TQ_IDLE);
+	want(k, c, EPOLLIN);
+	conn_read(k, c);
+}
+
+static void conn_event(struct tdc_kbs *k, struct conn *c, uint32_t ev)
+{
+	(void)ev;
+	switch (c->st) {
+	case S_HANDSHAKE: conn_handshake(k, c); break;
+	case S_READ: conn_read(k, c); break;
+	case S_WRITE: conn_write(k, c); break;
+	case S_LINGER: conn_linger(k, c); break;
+	case S_WORK:
+	case S_DEAD: break;
+	}
+}
+
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		snprintf(out, cap, "%s:%u", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		snprintf(out, cap, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, cap, "unix");
+	}
+}
+
+static void on_accept(struct tdc_kbs *k)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(k->listen_fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return; /* EAGAIN, or EMFILE etc.: try again on the next event */
+		char peer[64];
+		format_peer(&ss, peer, sizeof(peer));
+		if (k->nconns >= k->cfg.max_conns) {
+			log_conn(k, "warning", "connection_refused", peer, "connection limit");
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct conn *c = calloc(1, sizeof(*c));
+		SSL *ssl = c ? SSL_new(k->ssl_ctx) : NULL;
+		uint8_t *in = ssl ? malloc(IN_CAP) : NULL;
+		if (!in || !SSL_set_fd(ssl, fd)) {
+			free(in);
+			SSL_free(ssl);
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->src.kind = K_CONN;
+		c->fd = fd;
+		c->ssl = ssl;
+		c->in = in;
+		c->in_cap = IN_CAP;
+		c->tq = TQ_NONE;
+		c->st = S_HANDSHAKE;
+		snprintf(c->peer, sizeof(c->peer), "%s", peer);
+		SSL_set_accept_state(ssl);
+		struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
+		if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
+			SSL_free(ssl);
+			free(in);
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->events = EPOLLIN;
+		c->next = k->conns;
+		if (k->conns)
+			k->conns->prev = c;
+		k->conns = c;
+		k->nconns++;
+		timer_set(k, c, TQ_10S);
+		conn_handshake(k, c);
+	}
+}
+
+/* ---- workers ---- */
+
+static void work(struct tdc_kbs *k, struct job *j)
+{
+	struct kbs_decision d;
+	int64_t now = now_s(k);
+	const char *sid = j->has_req && j->req.secret_id[0] ? j->req.secret_id : NULL;
+
+	memset(&d, 0, sizeof(d));
+	if (j->preset == KBS_OK) {
+		kbs_decide(&k->ctx, j->cert, &j->c->peer_state, j->req.secret_id, j->req.version,
+			   now, &d);
+	} else {
+		d.reason = j->preset;
+		snprintf(d.detail, sizeof(d.detail), "%s", j->preset_detail);
+		snprintf(d.verdict, sizeof(d.verdict), "-");
+		snprintf(d.claims_digest, sizeof(d.claims_digest), "-");
+	}
+
+	/* the audit record first: a release that cannot be recorded does not happen */
+	char reason[1200];
+	snprintf(reason, sizeof(reason), "%s: %s", kbs_reason_code(d.reason), d.detail);
+	struct tdc_audit_record rec = {
+		.time = now,
+		.request_id = j->request_id,
+		.secret_id = sid,
+		.peer = j->peer,
+		.claims_digest = d.claims_digest,
+		.verdict = d.verdict,
+		.decision = d.reason == KBS_OK ? TDC_AUDIT_RELEASED : TDC_AUDIT_DENIED,
+		.reason = reason,
+	};
+	int64_t audit_id = 0;
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	if (tdc_store_audit_append(k->store, &rec, &audit_id, &e) < 0) {
+		char buf[400];
+		tdc_secret_free(&d.key);
+		d.reason = KBS_INTERNAL;
+		snprintf(d.detail, sizeof(d.detail), "audit record not written: %s",
+			 tdc_error_format(&e, buf, sizeof(buf)));
+		audit_id = -1;
+	}
+
+	json_object *o = log_obj(k, d.reason == KBS_OK ? "info" : "warning",
+				 j->c ? "request" : "handshake");
+	jstr(o, "request_id", j->request_id);
+	jstr(o, "peer", j->peer);
+	jstr(o, "secret_id", sid);
+	jstr(o, "agent", j->has_req ? j->req.agent : NULL);
+	if (j->c)
+		json_object_object_add(o, "status",
+				       json_object_new_int(d.reason == KBS_OK ?
+								   200 :
+								   kbs_reason_http(d.reason)));
+	jstr(o, "decision", d.reason == KBS_OK ? "released" : "denied");
+	jstr(o, "reason_code", kbs_reason_code(d.reason));
+	jstr(o, "reason", d.detail);
+	jstr(o, "verdict", d.verdict);
+	jstr(o, "claims_digest", d.claims_digest);
+	json_object_object_add(o, "audit_id", json_object_new_int64(audit_id));
+	json_object_object_add(o, "duration_ms", json_object_new_int64(mono_ms() - j->t0_ms));
+	emit(k, o);
+
+	if (j->c) {
+		j->close_after = j->close_after || d.reason != KBS_OK;
+		if (kbs_http_response(d.reason, j->request_id, sid, d.reason == KBS_OK ? &d.key : NULL,
+				      j->close_after, &j->resp, &j->resp_len, NULL) < 0)
+			j->resp_len = 0;
+	}
+	kbs_decision_free(&d);
+}
+
+static void *worker(void *arg)
+{
+	struct tdc_kbs *k = arg;
+	for (;;) {
+		pthread_mutex_lock(&k->lock);
+		while (!k->q_head && !k->w_stop)
+			pthread_cond_wait(&k->cond, &k->lock);
+		if (!k->q_head) {
+			pthread_mutex_unlock(&k->lock);
+			break;
+		}
+		struct job *j = k->q_head;
+		k->q_head = j->next;
+		if (!k->q_head)
+			k->q_tail = NULL;
+		k->q_len--;
+		pthread_mutex_unlock(&k->lock);
+
+		j->next = NULL;
+		work(k, j);
+		ERR_clear_error();
+
+		pthread_mutex_lock(&k->lock);
+		j->next = k->done;
+		k->done = j;
+		pthread_mutex_unlock(&k->lock);
+		uint64_t one = 1;
+		ssize_t w = write(k->wake_fd, &one, sizeof(one));
+		(void)w;
+	}
+	return NULL;
+}
+
+static void on_done(struct tdc_kbs *k)
+{
+	pthread_mutex_lock(&k->lock);
+	struct job *list = k->done;
+	k->done = NULL;
+	pthread_mutex_unlock(&k->lock);
+	while (list) {
+		struct job *j = list;
+		list = j->next;
+		struct conn *c = j->c;
+		if (c && c->st == S_WORK) {
+			if (j->resp_len == 0) {
+				conn_close(k, c);
+			} else {
+				c->out = j->resp;
+				c->out_len = j->resp_len;
+				c->out_pos = 0;
+				memset(&j->resp, 0, sizeof(j->resp));
+				c->close_after = j->close_after;
+				c->st = S_WRITE;
+				timer_set(k, c, TQ_10S);
+				conn_write(k, c);
+			}
+		}
+		job_free(j);
+	}
+}
+
+/* ---- timers firing ---- */
+
+static void expire(struct tdc_kbs *k)
+{
+	int64_t now = mono_ms();
+	for (int q = 0; q < TQ__N; q++) {
+		while (k->tq[q].head && k->tq[q].head->deadline <= now) {
+			struct conn *c = k->tq[q].head;
+			timer_del(k, c);
+			if (c->src.kind == K_ADMIN) {
+				conn_close(k, c);
+				continue;
+			}
+			switch (c->st) {
+			case S_HANDSHAKE:
+				log_conn(k, "info", "handshake_timeout", c->peer, "10 s");
+				conn_close(k, c);
+				break;
+			case S_READ:
+				if (c->in_len) {
+					struct tdc_error e;
+					tdc_error_clear(&e);
+					tdc_error_set(&e, TDC_E_IO, TDC_NO_OFFSET, __FILE__,
+						      __LINE__, "request not received in time",
+						      "%zu bytes after 10 s", c->in_len);
+					dispatch(k, c, NULL, KBS_TIMEOUT, &e);
+				} else {
+					conn_start_close(k, c);
+				}
+				break;
+			default:
+				conn_close(k, c);
+				break;
+			}
+		}
+	}
+}
+
+/* ---- admin socket ---- */
+
+static void admin_accept(struct tdc_kbs *k)
+{
+	for (;;) {
+		int fd = accept4(k->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct ucred cr;
+		socklen_t cl = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
+		    (cr.uid != 0 && cr.uid != geteuid())) {
+			char why[64];
+			snprintf(why, sizeof(why), "uid %u is not root", (unsigned)cr.uid);
+			log_conn(k, "warning", "admin_refused", "unix", why);
+			close(fd);
+			continue;
+		}
+		struct conn *c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->src.kind = K_ADMIN;
+		c->fd = fd;
+		c->tq = TQ_NONE;
+		c->st = S_READ;
+		snprintf(c->peer, sizeof(c->peer), "unix:uid=%u,pid=%d", (unsigned)cr.uid,
+			 (int)cr.pid);
+		/* the line buffer may hold a secret: locked, wiped on close */
+		if (tdc_secret_alloc(TDC_MAX_ADMIN_LINE, &c->out, NULL) < 0) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
+		if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
+			tdc_secret_free(&c->out);
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->events = EPOLLIN;
+		c->next = k->conns;
+		if (k->conns)
+			k->conns->prev = c;
+		k->conns = c;
+		k->nconns++;
+		timer_set(k, c, TQ_ADMIN);
+	}
+}
+
+/* Admin requests are local, small and rare: handled inline, replies written
+ * with a short blocking timeout. */
+static void admin_event(struct tdc_kbs *k, struct conn *c)
+{
+	for (;;) {
+		if (c->out_len >= c->out.len) {
+			log_conn(k, "warning", "admin_refused", c->peer, "request line too long");
+			conn_close(k, c);
+			return;
+		}
+		ssize_t n = recv(c->fd, c->out.data + c->out_len, c->out.len - c->out_len,
+				 MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			conn_close(k, c);
+			return;
+		}
+		c->out_len += (size_t)n;
+		timer_set(k, c, TQ_ADMIN);
+		uint8_t *nl;
+		while ((nl = memchr(c->out.data, '\n', c->out_len)) != NULL) {
+			size_t line = (size_t)(nl - c->out.data);
+			char *rep = kbs_admin_handle(k->store, (const char *)c->out.data, line,
+						     now_s(k));
+			OPENSSL_cleanse(c->out.data, line + 1);
+			memmove(c->out.data, c->out.data + line + 1, c->out_len - line - 1);
+			c->out_len -= line + 1;
+			OPENSSL_cleanse(c->out.data + c->out_len, line + 1);
+			json_object *o = log_obj(k, "info", "admin");
+			jstr(o, "peer", c->peer);
+			emit(k, o);
+			if (!rep) {
+				conn_close(k, c);
+				return;
+			}
+			size_t len = strlen(rep), off = 0;
+			rep[len] = '\n';
+			struct timeval tv = { 2, 0 };
+			int fl = fcntl(c->fd, F_GETFL);
+			fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
+			setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			while (off < len + 1) {
+				ssize_t w = send(c->fd, rep + off, len + 1 - off, MSG_NOSIGNAL);
+				if (w <= 0)
+					break;
+				off += (size_t)w;
+			}
+			fcntl(c->fd, F_SETFL, fl);
+			free(rep);
+			if (off < len + 1) {
+				conn_close(k, c);
+				return;
+			}
+		}
+	}
+}
+
+/* ---- set-up ---- */
+
+static int verify_client(X509_STORE_CTX *sctx, void *arg)
+{
+	(void)arg;
+	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(sctx);
+	/* exactly one self-signed P-256 certificate; the evidence is checked per request */
+	int ok = leaf && chain && sk_X509_num(chain) == 1 &&
+		 tdc_ratls_cert_self_signed(leaf, NULL) == 0;
+	if (!ok)
+		X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
+	return ok;
+}
+
+static int make_ssl_ctx(struct tdc_kbs *k, struct tdc_error *e)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot create the TLS context");
+	k->ssl_ctx = ctx;
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:"
+					  "TLS_CHACHA20_POLY1305_SHA256") != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1)
+		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot configure TLS 1.3");
+	if (SSL_CTX_use_certificate_chain_file(ctx, k->cfg.cert) != 1)
+		return TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker certificate");
+	if (SSL_CTX_use_PrivateKey_file(ctx, k->cfg.key, SSL_FILETYPE_PEM) != 1)
+		return TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker key");
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		return TDC_FAIL_OSSL(e, TDC_E_USAGE, "broker key does not match its certificate");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
+		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot disable session tickets");
+	SSL_CTX_set_max_cert_list(ctx, TDC_MAX_KBS_CERT_LIST);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return 0;
+}
+
+static int listen_tcp(struct tdc_kbs *k, struct tdc_error *e)
+{
+	char host[256], port[16];
+	const char *a = k->cfg.listen, *colon;
+	if (a[0] == '[') {
+		const char *end = strchr(a, ']');
+		if (!end || end[1] != ':' || (size_t)(end - a - 1) >= sizeof(host))
+			return TDC_FAILF(e, TDC_E_USAGE, "bad --listen address", "'%s'", a);
+		snprintf(host, sizeof(host), "%.*s", (int)(end - a - 1), a + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(a, ':');
+		if (!colon || (size_t)(colon - a) >= sizeof(host))
+			return TDC_FAILF(e, TDC_E_USAGE, "bad --listen address", "'%s' (ADDR:PORT)",
+					 a);
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - a), a);
+	}
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL;
+	int g = getaddrinfo(host[0] && strcmp(host, "*") ? host : NULL, port, &hints, &res);
+	if (g != 0)
+		return TDC_FAILF(e, TDC_E_USAGE, "bad --listen address", "'%s': %s", a,
+				 gai_strerror(g));
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return TDC_FAILF(e, TDC_E_IO, "cannot listen", "%s: %s", a, strerror(err));
+	}
+	freeaddrinfo(res);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	k->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+						   ((struct sockaddr_in *)&ss)->sin_port);
+	k->listen_fd = fd;
+	return 0;
+}
+
+static int listen_admin(struct tdc_kbs *k, struct tdc_error *e)
+{
+	const char *path = k->cfg.admin_socket;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return TDC_FAILF(e, TDC_E_USAGE, "admin socket path too long", "%s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* the parent directory: created private if missing */
+	char dir[sizeof(sa.sun_path)];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return TDC_FAILF(e, TDC_E_IO, "cannot create the admin socket directory",
+					 "%s: %s", dir, strerror(errno));
+	}
+	/* a stale socket from an earlier run is replaced; anything else is not touched */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return TDC_FAILF(e, TDC_E_IO, "admin socket path exists and is not a socket",
+					 "%s", path);
+		unlink(path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return TDC_FAILF(e, TDC_E_IO, "cannot create the admin socket", "%s",
+				 strerror(errno));
+	/* created 0600 from the start: no window where others could connect */
+	mode_t old = umask(0177);
+	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (b < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
+		int err = errno;
+		close(fd);
+		return TDC_FAILF(e, TDC_E_IO, "cannot listen on the admin socket", "%s: %s", path,
+				 strerror(err));
+	}
+	k->admin_fd = fd;
+	return 0;
+}
+
+static int load_sim_root(struct tdc_kbs *k, uint8_t **der, size_t *der_len, struct tdc_error *e)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	TDC_GUARD(tdc_file_read(k->cfg.sim_root, 64 * 1024, &buf, &len, e));
+	X509 *x = NULL;
+	BIO *b = BIO_new_mem_buf(buf, (int)len);
+	if (b)
+		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (x) {
+		free(buf);
+		buf = NULL;
+		int n = i2d_X509(x, &buf);
+		X509_free(x);
+		if (n <= 0)
+			return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot encode the simulator root");
+		len = (size_t)n;
+		uint8_t *copy = malloc(len);
+		if (!copy) {
+			OPENSSL_free(buf);
+			return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+		}
+		memcpy(copy, buf, len);
+		OPENSSL_free(buf);
+		buf = copy;
+	}
+	ERR_clear_error();
+	uint8_t md[32];
+	SHA256(buf, len, md);
+	tdc_hex_encode(md, sizeof(md), k->sim_sha);
+	k->has_sim = true;
+	*der = buf;
+	*der_len = len;
+	return 0;
+}
+
+static int epoll_add(struct tdc_kbs *k, int fd, struct evsrc *src, struct tdc_error *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
+	if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return TDC_FAILF(e, TDC_E_IO, "epoll_ctl", "%s", strerror(errno));
+	return 0;
+}
+
+int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
+		struct tdc_kbs **out, struct tdc_error *e)
+{
+	*out = NULL;
+	TDC_GUARD(tdc_kbs_config_check(c, e));
+	if (!c->has_at && (!h || !h->now))
+		return TDC_FAIL(e, TDC_E_USAGE, "no clock: give hooks.now or a fixed time");
+	struct tdc_kbs *k = calloc(1, sizeof(*k));
+	if (!k)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	k->listen_fd = k->admin_fd = k->wake_fd = k->ep = -1;
+	k->listen_src.kind = K_LISTEN;
+	k->admin_src.kind = K_ADMIN_LISTEN;
+	k->wake_src.kind = K_WAKE;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	if (h)
+		k->hooks = *h;
+	/* a private copy of the config */
+	k->cfg = *c;
+	char **s[] = { &k->cfg.listen, &k->cfg.cert, &k->cfg.key, &k->cfg.db,
+		       &k->cfg.master_key, &k->cfg.collateral_dir, &k->cfg.pccs_url,
+		       &k->cfg.pccs_ca, &k->cfg.admin_socket, &k->cfg.sim_root };
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		*s[i] = *s[i] ? strdup(*s[i]) : NULL;
+	if (k->cfg.queue_max == 0)
+		k->cfg.queue_max = TDC_KBS_DEFAULT_QUEUE;
+	if (k->cfg.max_conns == 0)
+		k->cfg.max_conns = TDC_KBS_DEFAULT_MAX_CONNS;
+	if (k->cfg.workers == 0)
+		k->cfg.workers = TDC_KBS_DEFAULT_WORKERS;
+
+	int r = tdc_store_open(k->cfg.db, k->cfg.master_key, &k->store, e);
+	uint8_t *root = NULL;
+	size_t root_len = 0;
+	if (r == 0 && k->cfg.sim_root && *k->cfg.sim_root)
+		r = load_sim_root(k, &root, &root_len, e);
+	if (r == 0) {
+		struct tdc_verifier_opts vo = { .test_root_der = root,
+						.test_root_der_len = root_len,
+						.min_tcb_eval_num = k->cfg.min_tcb_eval_num };
+		r = tdc_verifier_new(&vo, &k->ctx.verifier, e);
+	}
+	free(root);
+	if (r == 0) {
+		if (kbs_curl_init_once() != 0)
+			r = TDC_FAIL(e, TDC_E_INTERNAL, "cannot initialise libcurl");
+	}
+	if (r == 0) {
+		struct kbs_pccs_opts po = { k->cfg.pccs_url, k->cfg.pccs_ca, k->cfg.pccs_timeout_ms };
+		r = kbs_coll_new(k->cfg.collateral_dir, &po, k->store, &k->ctx.coll, e);
+	}
+	k->ctx.store = k->store;
+	k->ctx.sim_trusted = k->has_sim;
+	if (r == 0)
+		r = make_ssl_ctx(k, e);
+	if (r == 0) {
+		k->ep = epoll_create1(EPOLL_CLOEXEC);
+		k->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (k->ep < 0 || k->wake_fd < 0)
+			r = TDC_FAILF(e, TDC_E_IO, "cannot create epoll/eventfd", "%s",
+				      strerror(errno));
+	}
+	if (r == 0)
+		r = listen_tcp(k, e);
+	if (r == 0 && k->cfg.admin_socket && *k->cfg.admin_socket)
+		r = listen_admin(k, e);
+	if (r == 0)
+		r = epoll_add(k, k->listen_fd, &k->listen_src, e);
+	if (r == 0 && k->admin_fd >= 0)
+		r = epoll_add(k, k->admin_fd, &k->admin_src, e);
+	if (r == 0)
+		r = epoll_add(k, k->wake_fd, &k->wake_src, e);
+	if (r == 0) {
+		k->threads = calloc(k->cfg.workers, sizeof(pthread_t));
+		if (!k->threads)
+			r = TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	}
+	for (unsigned i = 0; r == 0 && i < k->cfg.workers; i++) {
+		if (pthread_create(&k->threads[i], NULL, worker, k) != 0)
+			r = TDC_FAIL(e, TDC_E_INTERNAL, "cannot start a worker thread");
+		else
+			k->nthreads++;
+	}
+	if (r < 0) {
+		tdc_kbs_free(k);
+		return r;
+	}
+
+	json_object *o = log_obj(k, "info", "listening");
+	jstr(o, "listen", k->cfg.listen);
+	json_object_object_add(o, "port", json_object_new_int(k->port));
+	jstr(o, "admin_socket", k->admin_fd >= 0 ? k->cfg.admin_socket : NULL);
+	json_object_object_add(o, "workers", json_object_new_int((int)k->cfg.workers));
+	jstr(o, "collateral_dir", k->cfg.collateral_dir);
+	jstr(o, "pccs_url", k->cfg.pccs_url);
+	emit(k, o);
+	if (k->has_sim) {
+		o = log_obj(k, "WARNING", "simulator_trusted");
+		jstr(o, "sim_root_sha256", k->sim_sha);
+		jstr(o, "message", "trusting the SIMULATOR root CA instead of Intel's: quotes from "
+				   "tdcrypt's simulator are accepted; never use this in production");
+		emit(k, o);
+	}
+	if (k->cfg.has_at) {
+		char ts[32];
+		o = log_obj(k, "WARNING", "fixed_time");
+		jstr(o, "at", tdc_time_format(k->cfg.at, ts, sizeof(ts)));
+		jstr(o, "message", "verification time is fixed (--at): testing only");
+		emit(k, o);
+	}
+	*out = k;
+	return 0;
+}
+
+int tdc_kbs_port(const struct tdc_kbs *k)
+{
+	return k->port;
+}
+
+const char *tdc_kbs_sim_root_sha256(const struct tdc_kbs *k)
+{
+	return k->has_sim ? k->sim_sha : NULL;
+}
+
+void tdc_kbs_stop(struct tdc_kbs *k)
+{
+	uint64_t one = 1;
+	k->stop = 1;
+	ssize_t w = write(k->wake_fd, &one, sizeof(one));
+	(void)w;
+}
+
+int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	while (!k->stop) {
+		int n = epoll_wait(k->ep, evs, MAX_EVENTS, next_timeout(k));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return TDC_FAILF(e, TDC_E_IO, "epoll_wait", "%s", strerror(errno));
+		}
+		for (int i = 0; i < n; i++) {
+			struct evsrc *src = evs[i].data.ptr;
+			switch (src->kind) {
+			case K_LISTEN: on_accept(k); break;
+			case K_ADMIN_LISTEN: admin_accept(k); break;
+			case K_WAKE: {
+				uint64_t v;
+				ssize_t rr = read(k->wake_fd, &v, sizeof(v));
+				(void)rr;
+				on_done(k);
+				break;
+			}
+			case K_CONN: conn_event(k, (struct conn *)src, evs[i].events); break;
+			case K_ADMIN:
+				if (((struct conn *)src)->st != S_DEAD)
+					admin_event(k, (struct conn *)src);
+				break;
+			}
+		}
+		expire(k);
+		reap(k);
+	}
+	json_object *o = log_obj(k, "info", "stopping");
+	emit(k, o);
+	return 0;
+}
+
+void tdc_kbs_free(struct tdc_kbs *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->w_stop = true;
+	/* queued work is dropped; the running jobs finish */
+	while (k->q_head) {
+		struct job *j = k->q_head;
+		k->q_head = j->next;
+		job_free(j);
+	}
+	k->q_tail = NULL;
+	k->q_len = 0;
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	for (unsigned i = 0; i < k->nthreads; i++)
+		pthread_join(k->threads[i], NULL);
+	free(k->threads);
+	while (k->done) {
+		struct job *j = k->done;
+		k->done = j->next;
+		job_free(j);
+	}
+	while (k->conns)
+		conn_close(k, k->conns);
+	reap(k);
+	if (k->listen_fd >= 0)
+		close(k->listen_fd);
+	if (k->admin_fd >= 0) {
+		close(k->admin_fd);
+		unlink(k->cfg.admin_socket);
+	}
+	if (k->wake_fd >= 0)
+		close(k->wake_fd);
+	if (k->ep >= 0)
+		close(k->ep);
+	SSL_CTX_free(k->ssl_ctx);
+	kbs_coll_free(k->ctx.coll);
+	tdc_verifier_free(k->ctx.verifier);
+	tdc_store_close(k->store);
+	tdc_kbs_config_free(&k->cfg);
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}

@@ -1,0 +1,66 @@
+#!/bin/sh
+# tdcrypt-kbs and `tdcrypt secret|policy` end to end: init, start the daemon on an
+# ephemeral loopback port, manage secrets and policies over the admin socket,
+# check that no secret reaches the log, stop it with SIGTERM.
+set -eu
+KBS=$1
+TDCRYPT=$2
+D=$(mktemp -d /tmp/tdc-kbs-cli-XXXXXX)
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$D"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; echo "--- broker log"; cat "$D/log" 2>/dev/null; exit 1; }
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=broker.test \
+	-keyout "$D/broker.key" -out "$D/broker.crt" -days 1 2>/dev/null
+"$KBS" init --master-key "$D/master.key" --db "$D/kbs.db" 2>/dev/null
+[ "$(stat -c %a "$D/master.key")" = 600 ] || fail "master key mode"
+cat > "$D/kbs.json" <<J
+{"listen": "127.0.0.1:0", "cert": "$D/broker.crt", "key": "$D/broker.key",
+ "db": "$D/kbs.db", "master_key": "$D/master.key", "collateral_dir": "$D/none",
+ "admin_socket": "$D/run/kbs.sock", "workers": 1}
+J
+# a flag overrides the file
+"$KBS" --config "$D/kbs.json" --workers 2 2>"$D/log" &
+PID=$!
+for _ in $(seq 50); do [ -S "$D/run/kbs.sock" ] && break; sleep 0.1; done
+[ -S "$D/run/kbs.sock" ] || fail "no admin socket"
+grep -q '"event":"listening"' "$D/log" || fail "no listening line"
+grep -q '"workers":2' "$D/log" || fail "flag did not override the config"
+[ "$(stat -c %a "$D/run/kbs.sock")" = 600 ] || fail "admin socket mode"
+export TDCRYPT_KBS_SOCKET="$D/run/kbs.sock"
+
+printf 'top-secret-passphrase' > "$D/key"
+"$TDCRYPT" secret add luks-root --key-file "$D/key" >/dev/null 2>"$D/err" || fail "secret add"
+grep -q "no policy" "$D/err" || fail "no warning about the missing policy"
+echo -n 'from-stdin' | "$TDCRYPT" secret add data --generate 32 >/dev/null 2>&1 || fail "generate"
+echo -n 'from-stdin' | "$TDCRYPT" secret add piped >/dev/null 2>&1 || fail "stdin"
+"$TDCRYPT" secret add luks-root --key-file "$D/key" >/dev/null 2>&1 && fail "duplicate accepted"
+out=$("$TDCRYPT" secret list)
+echo "$out" | grep -q "^luks-root .*NONE" || fail "list: $out"
+echo "$out" | grep -q "^data " || fail "list: $out"
+printf '{"mrtd":["%096d"],"tcb_status":["UpToDate"]}' 0 > "$D/policy.json"
+"$TDCRYPT" policy set luks-root "$D/policy.json" >/dev/null || fail "policy set"
+"$TDCRYPT" policy show luks-root | grep -q '"allow_debug":false' || fail "policy show defaults"
+printf '{"mrtd":["zz"]}' > "$D/bad.json"
+set +e
+"$TDCRYPT" policy set luks-root "$D/bad.json" 2>"$D/err"; rc=$?
+set -e
+[ $rc = 3 ] || fail "bad policy: exit $rc"
+"$TDCRYPT" secret rotate luks-root --generate 64 >/dev/null || fail "rotate"
+printf '{"legacy-a":"pw1","legacy-b":"pw2"}' > "$D/secret.json"
+"$TDCRYPT" secret import "$D/secret.json" 2>"$D/err" | grep -q "imported 2" || fail "import"
+grep -q PLAINTEXT "$D/err" || fail "no plaintext warning"
+"$TDCRYPT" secret rm piped >/dev/null || fail "rm"
+"$TDCRYPT" secret list | grep -q "^piped " && fail "rm did not remove"
+"$TDCRYPT" secret audit >/dev/null || fail "audit"
+
+kill -TERM "$PID"
+wait "$PID" || fail "broker exit status"
+PID=
+grep -q '"event":"stopping"' "$D/log" || fail "no clean stop"
+[ -e "$D/run/kbs.sock" ] && fail "admin socket left behind"
+for s in top-secret-passphrase from-stdin pw1 pw2 dG9wLXNlY3JldC1wYXNzcGhyYXNl; do
+	grep -q "$s" "$D/log" && fail "secret '$s' in the log"
+done
+echo "ok"
