@@ -14,7 +14,7 @@
 #include <json-c/json.h>
 
 #include "agent-int.h"
-#include "collateral/json.h"
+#include "util/json.h"
 #include "tdcrypt/ratls.h"
 #include "util/util.h"
 

@@ -15,7 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "agent-int.h"
-#include "collateral/json.h"
+#include "util/json.h"
 #include "util/wr.h"
 
 #define AGENT_BODY "{\"agent\":\"tdcrypt-agent/" TDC_AGENT_VERSION "\"}"

@@ -15,7 +15,7 @@
 #include <openssl/evp.h>
 
 #include "agent-int.h"
-#include "collateral/json.h"
+#include "util/json.h"
 #include "tdcrypt/sim.h"
 #include "util/util.h"
 

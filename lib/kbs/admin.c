@@ -14,7 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "collateral/json.h"
+#include "util/json.h"
 #include "kbs/kbs-int.h"
 #include "tdcrypt/policy.h"
 

@@ -7,7 +7,7 @@
 
 #include <json-c/json.h>
 
-#include "collateral/json.h"
+#include "util/json.h"
 #include "kbs/kbs-int.h"
 #include "util/util.h"
 

@@ -11,7 +11,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
-#include "collateral/json.h"
+#include "util/json.h"
 #include "kbs/kbs-int.h"
 #include "util/rd.h"
 

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "policy/policy-int.h"
+#include "util/json.h"
 #include "util/util.h"
 
 #define JPATH_MAX 96
@@ -333,47 +334,8 @@ static int parse_member(const char *key, json_object *v, struct tdc_policy *p,
 
 static int parse_json(const char *json, size_t len, json_object **out, struct tdc_error *e)
 {
-	*out = NULL;
-	if (!json)
-		return TDC_FAIL(e, TDC_E_USAGE, "no policy text");
-	if (len > TDC_MAX_POLICY_JSON)
-		return TDC_FAILF(e, TDC_E_LIMIT, "policy too large", "%zu bytes, limit %u", len,
-				 TDC_MAX_POLICY_JSON);
-	json_tokener *tok = json_tokener_new_ex(POLICY_JSON_DEPTH);
-	if (!tok)
-		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	json_object *obj = json_tokener_parse_ex(tok, json, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	size_t end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-
-	int r = 0;
-	if (!obj) {
-		if (jerr == json_tokener_continue)
-			r = TDC_FAIL_AT(e, TDC_E_FORMAT, len, "truncated policy JSON", NULL);
-		else if (jerr == json_tokener_error_depth)
-			r = TDC_FAILF(e, TDC_E_LIMIT, "policy JSON nested too deeply", "limit %d",
-				      POLICY_JSON_DEPTH);
-		else
-			r = TDC_FAIL_AT(e, TDC_E_FORMAT, end, "invalid policy JSON", "%s",
-					json_tokener_error_desc(jerr));
-	} else {
-		/* trailing whitespace (a newline from a file) is fine, anything else is not */
-		while (end < len && strchr(" \t\r\n", json[end]) && json[end] != '\0')
-			end++;
-		if (end != len)
-			r = TDC_FAIL_AT(e, TDC_E_FORMAT, end, "trailing bytes after policy JSON",
-					"%zu bytes", len - end);
-		else if (!json_object_is_type(obj, json_type_object))
-			r = TDC_FAIL(e, TDC_E_FORMAT, "policy is not a JSON object");
-	}
-	if (r < 0) {
-		json_object_put(obj);
-		return r;
-	}
-	*out = obj;
-	return 0;
+	return tdc_json_parse_object_depth((const uint8_t *)json, len, TDC_MAX_POLICY_JSON,
+					   POLICY_JSON_DEPTH, "policy", out, e);
 }
 
 int tdc_policy_parse(const char *json, size_t len, struct tdc_policy **out, struct tdc_error *e)

@@ -10,40 +10,13 @@
 #include <openssl/crypto.h>
 
 #include "store/store-int.h"
+#include "util/json.h"
 
 static int parse(const char *json, size_t len, json_object **out, struct tdc_error *e)
 {
-	*out = NULL;
-	if (!json)
-		return TDC_FAIL(e, TDC_E_USAGE, "no input");
-	if (len > TDC_MAX_IMPORT_JSON)
-		return TDC_FAILF(e, TDC_E_LIMIT, "secret file too large", "%zu bytes, limit %u", len,
-				 TDC_MAX_IMPORT_JSON);
 	/* depth 2: the object and its string members */
-	json_tokener *tok = json_tokener_new_ex(2);
-	if (!tok)
-		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	json_object *obj = json_tokener_parse_ex(tok, json, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	size_t end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	while (obj && end < len && json[end] != '\0' && strchr(" \t\r\n", json[end]))
-		end++;
-	int r = 0;
-	if (!obj)
-		r = TDC_FAIL_AT(e, TDC_E_FORMAT, end, "invalid secret file JSON", "%s",
-				json_tokener_error_desc(jerr));
-	else if (end != len)
-		r = TDC_FAIL_AT(e, TDC_E_FORMAT, end, "trailing bytes after secret file JSON", NULL);
-	else if (!json_object_is_type(obj, json_type_object))
-		r = TDC_FAIL(e, TDC_E_FORMAT, "secret file is not a JSON object");
-	if (r < 0) {
-		json_object_put(obj);
-		return r;
-	}
-	*out = obj;
-	return 0;
+	return tdc_json_parse_object_depth((const uint8_t *)json, len, TDC_MAX_IMPORT_JSON, 2,
+					   "secret file", out, e);
 }
 
 /* Wipes every string value in place (json-c owns the buffers, we own the object). */

@@ -497,21 +497,21 @@ static void test_parse_syntax_and_caps(void **state)
 	(void)state;
 	struct tdc_error e;
 	assert_int_equal(parse_err("{\"mrtd\": [}", &e), TDC_E_FORMAT);
-	assert_string_equal(e.reason, "invalid policy JSON");
+	assert_string_equal(e.reason, "invalid JSON");
 	assert_int_equal(parse_err("{\"allow_simulator\": false", &e), TDC_E_FORMAT);
-	assert_string_equal(e.reason, "truncated policy JSON");
+	assert_string_equal(e.reason, "truncated JSON");
 	assert_int_equal(parse_err("{} {}", &e), TDC_E_FORMAT);
-	assert_string_equal(e.reason, "invalid policy JSON");
+	assert_string_equal(e.reason, "invalid JSON");
 	assert_int_equal(e.offset, 3);
 	/* json-c stops at a NUL: the bytes after it are still refused */
 	struct tdc_policy *np = NULL;
 	tdc_error_clear(&e);
 	assert_int_equal(tdc_policy_parse("{}\0x", 4, &np, &e), TDC_E_FORMAT);
 	assert_null(np);
-	assert_string_equal(e.reason, "trailing bytes after policy JSON");
+	assert_string_equal(e.reason, "trailing bytes after JSON");
 	assert_int_equal(e.offset, 2);
 	assert_int_equal(parse_err("[]", &e), TDC_E_FORMAT);
-	assert_string_equal(e.reason, "policy is not a JSON object");
+	assert_string_equal(e.reason, "JSON is not an object");
 	/* strict mode: no single quotes, no comments */
 	assert_int_equal(parse_err("{'mrtd': []}", &e), TDC_E_FORMAT);
 	assert_int_equal(parse_err("{\"td_attributes\": {\"allow_bits\": [[[[1]]]]}}", &e),
@@ -541,7 +541,7 @@ static void test_parse_syntax_and_caps(void **state)
 	big[huge - 1] = '}';
 	big[huge] = '\0';
 	assert_int_equal(parse_err(big, &e), TDC_E_LIMIT);
-	assert_string_equal(e.reason, "policy too large");
+	assert_string_equal(e.reason, "JSON document too large");
 	free(big);
 }
 

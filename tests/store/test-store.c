@@ -710,11 +710,11 @@ static void test_import_flat_json(void **state)
 		const char *reason;
 	} bad[] = {
 		{ "{\"a\": 1}", TDC_E_FORMAT, "secret value is not a string" },
-		{ "{\"a\": {\"b\": \"c\"}}", TDC_E_FORMAT, "invalid secret file JSON" },
+		{ "{\"a\": {\"b\": \"c\"}}", TDC_E_LIMIT, "JSON nested too deeply" },
 		{ "{\"bad id\": \"x\"}", TDC_E_FORMAT, "bad secret ID" },
 		{ "{\"a\": \"\"}", TDC_E_LIMIT, "bad secret size" },
-		{ "[\"a\"]", TDC_E_FORMAT, "secret file is not a JSON object" },
-		{ "{\"a\": \"x\"", TDC_E_FORMAT, "invalid secret file JSON" },
+		{ "[\"a\"]", TDC_E_FORMAT, "JSON is not an object" },
+		{ "{\"a\": \"x\"", TDC_E_FORMAT, "truncated JSON" },
 		{ "{\"a\": \"x\\u0000y\"}", TDC_E_FORMAT, "NUL byte in a secret value" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
