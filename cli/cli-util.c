@@ -29,6 +29,7 @@ int cli_exit_for(int code)
 	case TDC_E_LIMIT:
 	case TDC_E_IO:
 	case TDC_E_USAGE:
+	case TDC_E_NOT_FOUND:
 		return TDC_EXIT_BAD_INPUT;
 	case TDC_E_NOMEM:
 	case TDC_E_INTERNAL:

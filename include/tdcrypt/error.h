@@ -51,7 +51,9 @@ enum tdc_err {
 	TDC_E_INTERNAL = -19,
 	/* collateral too old: tcbEvaluationDataNumber below the configured minimum */
 	TDC_E_STALE = -20,
-	TDC_E__COUNT = 21,
+	/* a named object (secret, policy) does not exist */
+	TDC_E_NOT_FOUND = -21,
+	TDC_E__COUNT = 22,
 };
 
 #define TDC_NO_OFFSET SIZE_MAX

@@ -12,8 +12,8 @@
  *
  * A store handle may be shared between threads (calls are serialised); other
  * processes may open the same file concurrently (WAL, busy timeout).
- * Lookups of an unknown secret ID fail with TDC_E_USAGE and reason
- * TDC_STORE_NO_SUCH_SECRET.
+ * Lookups of an unknown secret ID fail with TDC_E_NOT_FOUND (reason
+ * TDC_STORE_NO_SUCH_SECRET).
  */
 #pragma once
 

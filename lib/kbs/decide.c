@@ -193,7 +193,7 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 	tdc_error_clear(&e);
 	rc = tdc_store_policy_get(x->store, secret_id, &pjson, &e);
 	if (rc < 0) {
-		bool unknown = e.reason && !strcmp(e.reason, TDC_STORE_NO_SUCH_SECRET);
+		bool unknown = rc == TDC_E_NOT_FOUND;
 		d->reason = unknown ? KBS_UNKNOWN_SECRET : KBS_INTERNAL;
 		set_err(d->detail, sizeof(d->detail), unknown ? "secret" : "store", &e);
 		return;
@@ -234,7 +234,7 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 	tdc_error_clear(&e);
 	rc = tdc_store_secret_get(x->store, secret_id, &d->key, &e);
 	if (rc < 0) {
-		bool unknown = e.reason && !strcmp(e.reason, TDC_STORE_NO_SUCH_SECRET);
+		bool unknown = rc == TDC_E_NOT_FOUND;
 		d->reason = unknown ? KBS_UNKNOWN_SECRET : KBS_INTERNAL;
 		set_err(d->detail, sizeof(d->detail), "secret", &e);
 		return;

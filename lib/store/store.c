@@ -225,7 +225,7 @@ int tdc_store_secret_get(struct tdc_store *s, const char *id, struct tdc_secret 
 			size_t nonce_len = (size_t)sqlite3_column_bytes(st, 1);
 			r = tdc_store_unseal(&s->seal_key, id, nonce, nonce_len, ct, ct_len, out, e);
 		} else if (rc == SQLITE_DONE) {
-			r = TDC_FAILF(e, TDC_E_USAGE, TDC_STORE_NO_SUCH_SECRET, "%s", id);
+			r = TDC_FAILF(e, TDC_E_NOT_FOUND, TDC_STORE_NO_SUCH_SECRET, "%s", id);
 		} else {
 			r = STORE_DB_FAIL(e, s->db, "cannot read the secret");
 		}
@@ -243,7 +243,7 @@ static int step_change(struct tdc_store *s, sqlite3_stmt *st, const char *id, co
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = STORE_DB_FAIL(e, s->db, reason);
 	else if (sqlite3_changes(s->db) == 0)
-		r = TDC_FAILF(e, TDC_E_USAGE, TDC_STORE_NO_SUCH_SECRET, "%s", id);
+		r = TDC_FAILF(e, TDC_E_NOT_FOUND, TDC_STORE_NO_SUCH_SECRET, "%s", id);
 	sqlite3_finalize(st);
 	return r;
 }
@@ -401,7 +401,7 @@ int tdc_store_policy_get(struct tdc_store *s, const char *id, char **out, struct
 			if (p && !(*out = strdup(p)))
 				r = TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 		} else if (rc == SQLITE_DONE) {
-			r = TDC_FAILF(e, TDC_E_USAGE, TDC_STORE_NO_SUCH_SECRET, "%s", id);
+			r = TDC_FAILF(e, TDC_E_NOT_FOUND, TDC_STORE_NO_SUCH_SECRET, "%s", id);
 		} else {
 			r = STORE_DB_FAIL(e, s->db, "cannot read the policy");
 		}

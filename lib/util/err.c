@@ -32,6 +32,7 @@ static const struct {
 	[-TDC_E_CRYPTO] = { "crypto", "cryptographic library failure" },
 	[-TDC_E_INTERNAL] = { "internal", "internal error" },
 	[-TDC_E_STALE] = { "stale", "collateral older than the configured minimum" },
+	[-TDC_E_NOT_FOUND] = { "not-found", "no such object" },
 };
 
 const char *tdc_err_name(int code)

@@ -260,7 +260,7 @@ static void test_secret_errors(void **state)
 	assert_string_equal(e.reason, "secret already exists");
 	assert_secret(f->s, "a", "one");
 
-	assert_int_equal(get_err(f->s, "b", &e), TDC_E_USAGE);
+	assert_int_equal(get_err(f->s, "b", &e), TDC_E_NOT_FOUND);
 	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
 
 	static const char *const bad_ids[] = { "", "-x", ".x", "a b", "a/b", "a'b", "é" };
@@ -290,9 +290,9 @@ static void test_secret_errors(void **state)
 			 TDC_E_LIMIT);
 
 	assert_int_equal(tdc_store_secret_delete(f->s, "a", NULL), 0);
-	assert_int_equal(get_err(f->s, "a", &e), TDC_E_USAGE);
+	assert_int_equal(get_err(f->s, "a", &e), TDC_E_NOT_FOUND);
 	tdc_error_clear(&e);
-	assert_int_equal(tdc_store_secret_delete(f->s, "a", &e), TDC_E_USAGE);
+	assert_int_equal(tdc_store_secret_delete(f->s, "a", &e), TDC_E_NOT_FOUND);
 	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
 }
 
@@ -433,7 +433,7 @@ static void test_rotate(void **state)
 	tdc_secret_list_free(&l);
 	struct tdc_error e;
 	tdc_error_clear(&e);
-	assert_int_equal(tdc_store_secret_rotate(f->s, "nope", NULL, 32, NOW, &e), TDC_E_USAGE);
+	assert_int_equal(tdc_store_secret_rotate(f->s, "nope", NULL, 32, NOW, &e), TDC_E_NOT_FOUND);
 	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
 	tdc_error_clear(&e);
 	assert_int_equal(tdc_store_secret_rotate(f->s, "k", NULL, 0, NOW, &e), TDC_E_LIMIT);
@@ -467,10 +467,10 @@ static void test_policy_set_get(void **state)
 	assert_int_equal(tdc_store_policy_set(f->s, "k", "{\"allow_simulator\": true}", NULL), 0);
 
 	tdc_error_clear(&e);
-	assert_int_equal(tdc_store_policy_get(f->s, "zz", &p, &e), TDC_E_USAGE);
+	assert_int_equal(tdc_store_policy_get(f->s, "zz", &p, &e), TDC_E_NOT_FOUND);
 	assert_string_equal(e.reason, TDC_STORE_NO_SUCH_SECRET);
 	tdc_error_clear(&e);
-	assert_int_equal(tdc_store_policy_set(f->s, "zz", "{}", &e), TDC_E_USAGE);
+	assert_int_equal(tdc_store_policy_set(f->s, "zz", "{}", &e), TDC_E_NOT_FOUND);
 
 	/* a bad policy stops the put: nothing stored */
 	tdc_error_clear(&e);
@@ -478,7 +478,7 @@ static void test_policy_set_get(void **state)
 					      &e),
 			 TDC_E_FORMAT);
 	assert_string_equal(e.reason, "unknown key in policy");
-	assert_int_equal(get_err(f->s, "k2", &e), TDC_E_USAGE);
+	assert_int_equal(get_err(f->s, "k2", &e), TDC_E_NOT_FOUND);
 }
 
 /* ---- schema ---- */
@@ -701,7 +701,7 @@ static void test_import_flat_json(void **state)
 			 TDC_E_USAGE);
 	assert_string_equal(e.reason, "secret already exists");
 	assert_int_equal(count, 0);
-	assert_int_equal(get_err(f->s, "new1", &e), TDC_E_USAGE);
+	assert_int_equal(get_err(f->s, "new1", &e), TDC_E_NOT_FOUND);
 	assert_secret(f->s, "app1", "2333");
 
 	static const struct {
