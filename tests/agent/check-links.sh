@@ -8,6 +8,7 @@ bad=0
 for lib in $(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
 	case " $allowed " in
 	*" $lib "*) echo "ok: $lib" ;;
+	libasan.so.* | libubsan.so.*) echo "ok: $lib (sanitizer build)" ;;
 	*) echo "NOT ALLOWED: $lib"; bad=1 ;;
 	esac
 done
