@@ -27,6 +27,9 @@ static const struct {
 	{ "secret", "audit", cmd_secret_audit, "secret audit [--secret ID] [--json]: audit records" },
 	{ "policy", "set", cmd_policy_set, "policy set ID FILE: set a secret's release policy" },
 	{ "policy", "show", cmd_policy_show, "policy show ID: print a secret's effective policy" },
+	{ "policy", "explain", cmd_policy_explain,
+	  "policy explain --secret ID QUOTE --collateral PATH [--policy FILE] [--at TIME] [--json]: "
+	  "every rule of the secret's policy against a quote, pass/fail" },
 };
 
 static void usage(FILE *f)

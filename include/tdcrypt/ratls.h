@@ -131,6 +131,10 @@ int tdc_ratls_cert_self_signed(X509 *cert, struct tdc_error *e) TDC_MUST_USE;
  */
 int tdc_ratls_cert_check(X509 *cert, const uint8_t *nonce, size_t nonce_len,
 			 struct tdc_ratls_evidence *ev, struct tdc_error *e) TDC_MUST_USE;
+/* tdc_ratls_cert_check without the self-signature check, for a certificate whose
+ * self-signature was already verified (the broker's handshake callback). */
+int tdc_ratls_cert_binding(X509 *cert, const uint8_t *nonce, size_t nonce_len,
+			   struct tdc_ratls_evidence *ev, struct tdc_error *e) TDC_MUST_USE;
 
 /* REPORTDATA binding (§5.1 step 4): report_data == SHA-256(claims-buffer) || 0^32,
  * compared in constant time. TDC_E_BINDING otherwise. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "kbs/kbs-int.h"
@@ -34,8 +35,22 @@ struct ent {
 	bool tried_fetch;
 };
 
+/* FMSPC and PCK CA kind by SHA-256 of a quote's certification data (the PEM
+ * chain): every quote of a platform carries the same chain, and parsing it with
+ * OpenSSL costs more than the rest of a warm release together. */
+#define FMSPC_CACHE 64
+
+struct fmspc_ent {
+	bool used;
+	uint8_t key[32];
+	uint8_t fmspc[6];
+	bool processor_ca;
+};
+
 struct kbs_coll {
 	pthread_mutex_t lock;
+	struct fmspc_ent fm[FMSPC_CACHE];
+	unsigned fm_next;
 	char *dir;
 	char *url, *ca;
 	uint32_t timeout_ms;
@@ -62,6 +77,33 @@ int kbs_quote_fmspc(const struct tdc_quote *q, uint8_t fmspc[6], bool *processor
 	}
 	sk_X509_pop_free(chain, X509_free);
 	return r;
+}
+
+int kbs_coll_quote_fmspc(struct kbs_coll *k, const struct tdc_quote *q, uint8_t fmspc[6],
+			 bool *processor_ca, struct tdc_error *e)
+{
+	uint8_t key[32];
+	SHA256(tdc_rd_ptr(&q->cert_data), tdc_rd_len(&q->cert_data), key);
+	pthread_mutex_lock(&k->lock);
+	for (unsigned i = 0; i < FMSPC_CACHE; i++) {
+		if (k->fm[i].used && !memcmp(k->fm[i].key, key, sizeof(key))) {
+			memcpy(fmspc, k->fm[i].fmspc, 6);
+			*processor_ca = k->fm[i].processor_ca;
+			pthread_mutex_unlock(&k->lock);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	/* a miss parses outside the lock; failures are not cached */
+	TDC_GUARD(kbs_quote_fmspc(q, fmspc, processor_ca, e));
+	pthread_mutex_lock(&k->lock);
+	struct fmspc_ent *en = &k->fm[k->fm_next++ % FMSPC_CACHE];
+	en->used = true;
+	memcpy(en->key, key, sizeof(key));
+	memcpy(en->fmspc, fmspc, 6);
+	en->processor_ca = *processor_ca;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
 }
 
 static int buf_copy(const struct tdc_buf *s, struct tdc_buf *d, struct tdc_error *e)

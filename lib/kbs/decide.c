@@ -109,7 +109,8 @@ static void check_peer(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, int64_
 		return;
 	}
 	tdc_error_clear(&e);
-	if (tdc_ratls_cert_check(cert, NULL, 0, &ev, &e) < 0 ||
+	/* the handshake callback (verify_client) verified this certificate's self-signature */
+	if (tdc_ratls_cert_binding(cert, NULL, 0, &ev, &e) < 0 ||
 	    tdc_ratls_check_quote(&ev, &q, &e) < 0) {
 		p->reason = KBS_EVIDENCE_INVALID;
 		set_err(p->detail, sizeof(p->detail), "evidence binding", &e);
@@ -118,7 +119,7 @@ static void check_peer(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, int64_
 	}
 	claims_digest(&q, p->claims_digest);
 
-	if (kbs_quote_fmspc(&q, fmspc, &processor, &e) < 0) {
+	if (kbs_coll_quote_fmspc(x->coll, &q, fmspc, &processor, &e) < 0) {
 		p->reason = KBS_QUOTE_INVALID;
 		set_err(p->detail, sizeof(p->detail), "quote PCK certificate", &e);
 		snprintf(p->verdict, sizeof(p->verdict), "%s", tdc_err_name(e.code));

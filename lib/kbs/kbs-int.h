@@ -119,6 +119,11 @@ void kbs_coll_free(struct kbs_coll *k);
 int kbs_quote_fmspc(const struct tdc_quote *q, uint8_t fmspc[6], bool *processor_ca,
 		    struct tdc_error *e) TDC_MUST_USE;
 
+/* kbs_quote_fmspc, remembered by the SHA-256 of the quote's certification data.
+ * The result only selects collateral; the verifier checks the chain itself. */
+int kbs_coll_quote_fmspc(struct kbs_coll *k, const struct tdc_quote *q, uint8_t fmspc[6],
+			 bool *processor_ca, struct tdc_error *e) TDC_MUST_USE;
+
 struct kbs_coll_info {
 	const char *source;  /* "memory", "pccs", "cache" (store) or "dir" */
 	int64_t next_update; /* earliest nextUpdate of the pieces */

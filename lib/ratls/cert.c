@@ -209,12 +209,20 @@ static int spki_hash(X509 *cert, int alg, uint8_t *out, size_t *out_len, struct 
 int tdc_ratls_cert_check(X509 *cert, const uint8_t *nonce, size_t nonce_len,
 			 struct tdc_ratls_evidence *ev, struct tdc_error *e)
 {
+	if (!cert || !ev || (nonce_len && !nonce))
+		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_check: NULL argument");
+	TDC_GUARD(tdc_ratls_cert_self_signed(cert, e));
+	return tdc_ratls_cert_binding(cert, nonce, nonce_len, ev, e);
+}
+
+int tdc_ratls_cert_binding(X509 *cert, const uint8_t *nonce, size_t nonce_len,
+			   struct tdc_ratls_evidence *ev, struct tdc_error *e)
+{
 	uint8_t h[EVP_MAX_MD_SIZE];
 	size_t hlen = 0;
 
 	if (!cert || !ev || (nonce_len && !nonce))
-		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_check: NULL argument");
-	TDC_GUARD(tdc_ratls_cert_self_signed(cert, e));
+		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_binding: NULL argument");
 	TDC_GUARD(tdc_ratls_cert_evidence(cert, ev, e));
 	const struct tdc_ratls_claims *c = &ev->claims;
 

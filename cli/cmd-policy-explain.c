@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tdcrypt policy explain --secret ID QUOTE --collateral PATH [--policy FILE]
+ *     [--socket PATH] [--at TIME] [--min-tcb-eval N]
+ *     [--test-root-ca-for-testing-only DER_OR_PEM_FILE] [--json]
+ * What the broker would decide for this quote and secret, rule by rule: the
+ * secret's policy (from the broker's admin socket, or a file offline), full
+ * DCAP verification of the quote at --at (default now), then every policy rule
+ * with pass/fail, expected and actual values, and the verdict. The RA-TLS key
+ * binding is not part of it: a bare quote has no TLS key to bind.
+ * Exit: 0 released, 2 refused, 3 bad input, 4 internal error.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <openssl/pem.h>
+
+#include "cli.h"
+#include "tdcrypt/policy.h"
+#include "tdcrypt/verify.h"
+#include "util/limits.h"
+#include "util/util.h"
+
+#define ROOT_FILE_MAX (64u * 1024u)
+
+struct args {
+	const char *secret, *quote, *collateral, *policy, *sock, *at, *root;
+	uint32_t min_eval;
+	bool json;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tdcrypt policy explain --secret ID QUOTE --collateral PATH [--json]\n"
+		"                              [--policy FILE | --socket PATH] [--at TIME]\n"
+		"                              [--min-tcb-eval N]\n"
+		"                              [--test-root-ca-for-testing-only DER_OR_PEM_FILE]\n"
+		"  QUOTE         binary quote or hex text ('-': stdin)\n"
+		"  --secret      the secret whose policy applies (its policy comes from the broker's\n"
+		"                admin socket: --socket, $TDCRYPT_KBS_SOCKET or the default)\n"
+		"  --policy      evaluate this policy file instead (offline; --secret optional)\n"
+		"  --collateral  dcap-qvl collateral JSON file, or a directory bundle\n"
+		"  --at          verification time: RFC 3339 or @UNIX; default: now\n"
+		"  --test-root-ca-for-testing-only  trust this root instead of Intel's (the\n"
+		"                simulator's); the policy then sees a simulator quote\n"
+		"exit: 0 released, 2 refused (verification or policy), 3 bad input\n");
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		const bool v = i + 1 < argc;
+		if (!strcmp(s, "--json")) {
+			a->json = true;
+		} else if (!strcmp(s, "--secret") && v) {
+			a->secret = argv[++i];
+		} else if (!strcmp(s, "--collateral") && v) {
+			a->collateral = argv[++i];
+		} else if (!strcmp(s, "--policy") && v) {
+			a->policy = argv[++i];
+		} else if (!strcmp(s, "--socket") && v) {
+			a->sock = argv[++i];
+		} else if (!strcmp(s, "--at") && v) {
+			a->at = argv[++i];
+		} else if (!strcmp(s, "--test-root-ca-for-testing-only") && v) {
+			a->root = argv[++i];
+		} else if (!strcmp(s, "--min-tcb-eval") && v) {
+			char *end;
+			errno = 0;
+			unsigned long n = strtoul(argv[++i], &end, 10);
+			if (errno || *end || end == argv[i] || n > UINT32_MAX) {
+				fprintf(stderr, "tdcrypt: policy explain: bad --min-tcb-eval '%s'\n",
+					argv[i]);
+				return -1;
+			}
+			a->min_eval = (uint32_t)n;
+		} else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+			usage(stdout);
+			exit(TDC_EXIT_OK);
+		} else if (s[0] == '-' && s[1] != '\0') {
+			fprintf(stderr, "tdcrypt: policy explain: unknown or incomplete option '%s'\n",
+				s);
+			return -1;
+		} else if (!a->quote) {
+			a->quote = s;
+		} else {
+			fprintf(stderr, "tdcrypt: policy explain: unexpected argument '%s'\n", s);
+			return -1;
+		}
+	}
+	if (!a->quote || !a->collateral || (!a->secret && !a->policy)) {
+		usage(stderr);
+		return -1;
+	}
+	if (a->policy && a->sock) {
+		fprintf(stderr, "tdcrypt: policy explain: --policy and --socket exclude each other\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_time(const char *s, int64_t *out, struct tdc_error *e)
+{
+	if (!s) {
+		*out = (int64_t)time(NULL);
+		return 0;
+	}
+	if (s[0] == '@') {
+		char *end;
+		errno = 0;
+		long long t = strtoll(s + 1, &end, 10);
+		if (errno || *end || end == s + 1)
+			return TDC_FAILF(e, TDC_E_USAGE, "bad --at time", "'%s'", s);
+		*out = t;
+		return 0;
+	}
+	return tdc_time_parse(s, out, "--at", e);
+}
+
+/* A root certificate given as DER or PEM, returned as DER (malloc'd). */
+static int read_root(const char *path, uint8_t **der, size_t *der_len, struct tdc_error *e)
+{
+	uint8_t *buf;
+	size_t n;
+	TDC_GUARD(tdc_file_read(path, ROOT_FILE_MAX, &buf, &n, e));
+	if (n > 0 && buf[0] == 0x30) { /* DER SEQUENCE */
+		*der = buf;
+		*der_len = n;
+		return 0;
+	}
+	BIO *bio = BIO_new_mem_buf(buf, (int)n);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	free(buf);
+	unsigned char *p = NULL;
+	int l = x ? i2d_X509(x, &p) : -1;
+	X509_free(x);
+	if (l <= 0)
+		return TDC_FAILF(e, TDC_E_FORMAT, "test root CA is neither DER nor PEM", "%s",
+				 path);
+	*der = malloc((size_t)l);
+	if (!*der) {
+		OPENSSL_free(p);
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	}
+	memcpy(*der, p, (size_t)l);
+	*der_len = (size_t)l;
+	OPENSSL_free(p);
+	return 0;
+}
+
+/*
+ * The policy text: the file, or the broker's canonical copy (policy.show).
+ * *text NULL with exit 0: the secret has no policy.
+ */
+static int get_policy(const struct args *a, char **text, const char **source)
+{
+	struct tdc_error e;
+	*text = NULL;
+	if (a->policy) {
+		uint8_t *buf;
+		size_t n;
+		tdc_error_clear(&e);
+		if (tdc_file_read(a->policy, TDC_MAX_POLICY_JSON, &buf, &n, &e) < 0) {
+			cli_print_error(a->policy, &e);
+			return cli_exit_for(e.code);
+		}
+		*text = (char *)buf; /* tdc_file_read NUL-terminates */
+		*source = a->policy;
+		return TDC_EXIT_OK;
+	}
+	json_object *jid = json_object_new_string(a->secret), *reply = NULL, *pol;
+	if (!jid)
+		return TDC_EXIT_INTERNAL;
+	char req[512];
+	int n = snprintf(req, sizeof(req), "{\"op\":\"policy.show\",\"id\":%s}\n",
+			 json_object_to_json_string_ext(jid, JSON_C_TO_STRING_PLAIN));
+	json_object_put(jid);
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		fprintf(stderr, "tdcrypt: policy explain: secret ID too long\n");
+		return TDC_EXIT_BAD_INPUT;
+	}
+	const char *sock = cli_admin_socket(a->sock);
+	int rc = cli_admin_call(sock, req, (size_t)n, &reply);
+	if (rc == TDC_EXIT_OK && json_object_object_get_ex(reply, "policy", &pol) && pol) {
+		*text = strdup(json_object_to_json_string_ext(pol, JSON_C_TO_STRING_PLAIN));
+		if (!*text)
+			rc = TDC_EXIT_INTERNAL;
+	}
+	*source = sock;
+	json_object_put(reply);
+	return rc;
+}
+
+static void print_verification(const struct tdc_verdict *v)
+{
+	char date[32], fm[13], until[32];
+	printf("quote verified: %s (TCB date %.10s, FMSPC %s, eval %u, collateral valid until %s)\n",
+	       tdc_tcb_status_name(v->status), tdc_time_format(v->tcb_date, date, sizeof(date)),
+	       tdc_hex_encode(v->fmspc, 6, fm), v->tcb_eval_num,
+	       tdc_time_format(v->collateral_not_after, until, sizeof(until)));
+}
+
+/* The reason code the agent would receive (PROTOCOL.md §6.2) for a verification failure. */
+static const char *verify_code(int rc)
+{
+	switch (rc) {
+	case TDC_E_EXPIRED:
+	case TDC_E_STALE:
+		return "collateral_unavailable";
+	case TDC_E_TCB_NOT_SUPPORTED:
+	case TDC_E_REVOKED:
+		return "tcb_refused";
+	default:
+		return "quote_invalid";
+	}
+}
+
+/* Adds key = v to o (v NULL: JSON null); false (v released) on failure. */
+static bool jadd(json_object *o, const char *key, json_object *v)
+{
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return false;
+	}
+	return true;
+}
+
+/* A string, or NULL (JSON null) for s == NULL. */
+static json_object *jstring(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+/*
+ * {"secret_id","policy_source","verification":<verdict>,"allowed","reason_code",
+ *  "agent_reason","reason","rules":[...]}; res NULL: verification failed, no rules.
+ */
+static int print_json(const struct args *a, const char *source, const struct tdc_verdict *v,
+		      const struct tdc_error *verr, const struct tdc_policy_result *res,
+		      const char *agent_code)
+{
+	json_object *o = NULL, *ver = NULL, *rj = NULL;
+	char *txt = NULL;
+	int rc = -1;
+	if (tdc_verdict_to_json(v, verr, &ver) < 0)
+		return -1;
+	if (res && (tdc_policy_result_to_json(res, &txt, NULL) < 0 ||
+		    !(rj = json_tokener_parse(txt))))
+		goto out;
+	o = rj ? rj : json_object_new_object();
+	rj = NULL;
+	if (!o || !jadd(o, "secret_id", jstring(a->secret)) ||
+	    !jadd(o, "policy_source", jstring(source)) || !jadd(o, "agent_reason", jstring(agent_code)))
+		goto out;
+	if (!res && (!jadd(o, "allowed", json_object_new_boolean(0)) ||
+		     !jadd(o, "reason_code", jstring(agent_code)) ||
+		     !jadd(o, "rules", json_object_new_array())))
+		goto out;
+	if (!jadd(o, "verification", ver)) {
+		ver = NULL;
+		goto out;
+	}
+	ver = NULL;
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							     JSON_C_TO_STRING_NOSLASHESCAPE));
+	rc = 0;
+out:
+	json_object_put(ver);
+	json_object_put(o);
+	free(txt);
+	return rc;
+}
+
+int cmd_policy_explain(int argc, char **argv)
+{
+	struct args a;
+	struct tdc_error e;
+	struct tdc_collateral coll = { 0 };
+	struct tdc_verifier *ver = NULL;
+	struct tdc_verdict verdict = { 0 };
+	struct tdc_policy *pol = NULL;
+	struct tdc_policy_result res;
+	uint8_t *quote = NULL, *root = NULL;
+	size_t quote_len = 0, root_len = 0;
+	char *ptext = NULL;
+	const char *source = NULL;
+	int64_t now;
+	int exit_code, rc;
+
+	memset(&res, 0, sizeof(res));
+	tdc_error_clear(&e);
+	if (parse_args(argc, argv, &a) < 0)
+		return TDC_EXIT_BAD_INPUT;
+	if (parse_time(a.at, &now, &e) < 0) {
+		cli_print_error("--at", &e);
+		return TDC_EXIT_BAD_INPUT;
+	}
+	/* every input is read and checked before the verdict */
+	if (cli_read_quote(a.quote, &quote, &quote_len, &e) < 0) {
+		cli_print_error(a.quote, &e);
+		exit_code = cli_exit_for(e.code);
+		goto out;
+	}
+	if (tdc_collateral_load(a.collateral, &coll, &e) < 0) {
+		cli_print_error(a.collateral, &e);
+		exit_code = cli_exit_for(e.code);
+		goto out;
+	}
+	if (a.root) {
+		if (read_root(a.root, &root, &root_len, &e) < 0) {
+			cli_print_error(a.root, &e);
+			exit_code = cli_exit_for(e.code);
+			goto out;
+		}
+		fprintf(stderr, "tdcrypt: WARNING: trusting a test root CA instead of the Intel SGX "
+				"Root CA; the policy sees a simulator quote\n");
+	}
+	exit_code = get_policy(&a, &ptext, &source);
+	if (exit_code != TDC_EXIT_OK)
+		goto out;
+	if (!ptext) {
+		/* the broker refuses every request for a secret without a policy */
+		fprintf(stderr, "tdcrypt: %s has no policy: the broker releases nothing for it "
+				"(policy_denied)\n", a.secret);
+		exit_code = TDC_EXIT_REJECTED;
+		goto out;
+	}
+	tdc_error_clear(&e);
+	if (tdc_policy_parse(ptext, strlen(ptext), &pol, &e) < 0) {
+		cli_print_error(a.policy ? a.policy : "the broker's policy", &e);
+		exit_code = a.policy ? cli_exit_for(e.code) : TDC_EXIT_INTERNAL;
+		goto out;
+	}
+
+	struct tdc_verifier_opts opts = {
+		.test_root_der = root,
+		.test_root_der_len = root_len,
+		.min_tcb_eval_num = a.min_eval,
+	};
+	if (tdc_verifier_new(&opts, &ver, &e) < 0) {
+		cli_print_error("verifier", &e);
+		exit_code = cli_exit_for(e.code);
+		goto out;
+	}
+	tdc_error_clear(&e);
+	rc = tdc_verify_quote(ver, quote, quote_len, &coll, now, &verdict, &e);
+	if (rc < 0) {
+		/* the broker stops here: no rule is evaluated on unverified claims */
+		exit_code = cli_exit_for(e.code);
+		if (a.json) {
+			if (print_json(&a, source, &verdict, &e, NULL, verify_code(e.code)) < 0)
+				exit_code = TDC_EXIT_INTERNAL;
+		} else {
+			char buf[512];
+			printf("quote verification: FAIL %s: %s\n", tdc_err_name(e.code),
+			       tdc_error_format(&e, buf, sizeof(buf)));
+			printf("policy not evaluated: the broker refuses before the policy\n");
+			printf("decision: deny (%s)\n", verify_code(e.code));
+		}
+		goto out;
+	}
+
+	struct tdc_policy_input in = { .verdict = &verdict, .from_simulator = root != NULL };
+	tdc_error_clear(&e);
+	rc = tdc_policy_eval(pol, &in, &res, &e);
+	if (rc < 0 && rc != TDC_E_POLICY) {
+		cli_print_error("policy evaluation", &e);
+		exit_code = TDC_EXIT_INTERNAL;
+		goto out;
+	}
+	/* a refused TCB status reaches the agent as tcb_refused, any other rule as policy_denied */
+	const char *agent_code = rc == 0 ? NULL
+				 : res.reason_code && !strcmp(res.reason_code, "tcb_status")
+					 ? "tcb_refused"
+					 : "policy_denied";
+	if (a.json) {
+		if (print_json(&a, source, &verdict, NULL, &res, agent_code) < 0) {
+			fprintf(stderr, "tdcrypt: policy explain: out of memory\n");
+			exit_code = TDC_EXIT_INTERNAL;
+			goto out;
+		}
+	} else {
+		if (a.secret)
+			printf("secret %s, policy from %s\n", a.secret, source);
+		else
+			printf("policy from %s\n", source);
+		print_verification(&verdict);
+		tdc_policy_result_print(&res, stdout);
+		if (agent_code)
+			printf("the agent would receive: %s\n", agent_code);
+	}
+	exit_code = rc == 0 ? TDC_EXIT_OK : TDC_EXIT_REJECTED;
+out:
+	tdc_policy_result_free(&res);
+	tdc_policy_free(pol);
+	tdc_verdict_free(&verdict);
+	tdc_verifier_free(ver);
+	tdc_collateral_free(&coll);
+	free(ptext);
+	free(quote);
+	free(root);
+	return exit_code;
+}
