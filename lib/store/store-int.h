@@ -16,10 +16,19 @@
 #define TDC_GCM_NONCE_SIZE 12
 #define TDC_GCM_TAG_SIZE 16
 
+struct audit_waiter;
+
 struct tdc_store {
 	sqlite3 *db;
 	pthread_mutex_t lock;      /* one call at a time on db */
 	struct tdc_secret seal_key; /* derived from the master key */
+	/* audit group commit: records queued while a commit is in flight are
+	 * written together by the next leader, in one transaction (one fsync) */
+	pthread_mutex_t group_lock;
+	pthread_cond_t group_done;
+	struct audit_waiter *pending;
+	struct audit_waiter **pending_tail;
+	bool leader_active;
 };
 
 /* Records the SQLite error of db into e as TDC_E_IO. */

@@ -118,6 +118,13 @@ int tdc_store_open(const char *path, const char *master_key_path, struct tdc_sto
 		free(s);
 		return TDC_FAIL(e, TDC_E_INTERNAL, "cannot create a mutex");
 	}
+	if (pthread_mutex_init(&s->group_lock, NULL) != 0 ||
+	    pthread_cond_init(&s->group_done, NULL) != 0) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return TDC_FAIL(e, TDC_E_INTERNAL, "cannot create a mutex");
+	}
+	s->pending_tail = &s->pending;
 	int r = tdc_store_load_key(master_key_path, &s->seal_key, e);
 	if (r == 0)
 		r = open_db(path, &s->db, e);
@@ -138,6 +145,8 @@ void tdc_store_close(struct tdc_store *s)
 	sqlite3_close(s->db);
 	tdc_secret_free(&s->seal_key);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->group_lock);
+	pthread_cond_destroy(&s->group_done);
 	free(s);
 }
 
