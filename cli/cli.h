@@ -30,6 +30,7 @@ int cmd_secret_audit(int argc, char **argv);
 int cmd_policy_set(int argc, char **argv);
 int cmd_policy_show(int argc, char **argv);
 int cmd_policy_explain(int argc, char **argv);
+int cmd_image_encrypt(int argc, char **argv);
 
 struct json_object;
 /* The broker's admin socket: opt, else $TDCRYPT_KBS_SOCKET, else the default. */

@@ -353,6 +353,13 @@ int cmd_forward(int argc, char **argv)
 	uint16_t port;
 	int sock;
 
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: tdcrypt forward [HOST:]PORT\n"
+		       "  copies stdin to a TCP connection to HOST:PORT (default host 127.0.0.1) and\n"
+		       "  the connection to stdout; run by QEMU's guestfwd (tdcrypt launch\n"
+		       "  --broker-forward). Prints nothing, ever: its stderr is the guest's socket.\n");
+		return TDC_EXIT_OK;
+	}
 	/* Nothing may reach fd 2: it is the guest's connection (see the header). */
 	if (argc != 2 || tdc_hostport_parse(argv[1], host, sizeof(host), &port, &e) < 0)
 		return TDC_EXIT_BAD_INPUT;

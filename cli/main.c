@@ -9,6 +9,9 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
+	{ "image", "encrypt", cmd_image_encrypt,
+	  "image encrypt IN OUT --secret-id ID --broker H:P --broker-pin HEX (--key-out F | "
+	  "--register-admin-socket S) [...]: LUKS2 root unlocked by the broker" },
 	{ "quote", "show", cmd_quote_show, "quote show FILE [--json]: print every field of a TDX quote" },
 	{ "quote", "verify", cmd_quote_verify,
 	  "quote verify FILE --collateral PATH [--at TIME] [--json]: full DCAP verification" },

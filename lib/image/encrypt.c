@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <et/com_err.h>
@@ -63,20 +64,20 @@ static int full_pwrite(int fd, const uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int open_fs(const struct tdc_image_encrypt_opts *o, ext2_filsys *fs, struct tdc_error *e)
+static int open_fs(const char *src, uint64_t src_offset, ext2_filsys *fs, struct tdc_error *e)
 {
 	char io_opts[40];
 	errcode_t err;
 
-	snprintf(io_opts, sizeof(io_opts), "offset=%" PRIu64, o->src_offset);
-	err = ext2fs_open2(o->src, o->src_offset ? io_opts : NULL, EXT2_FLAG_64BITS, 0, 0,
+	snprintf(io_opts, sizeof(io_opts), "offset=%" PRIu64, src_offset);
+	err = ext2fs_open2(src, src_offset ? io_opts : NULL, EXT2_FLAG_64BITS, 0, 0,
 			   unix_io_manager, fs);
 	if (err == ENOENT || err == EACCES || err == EISDIR)
-		return TDC_FAILF(e, TDC_E_IO, "cannot open source", "%s: %s", o->src,
+		return TDC_FAILF(e, TDC_E_IO, "cannot open source", "%s: %s", src,
 				 error_message(err));
 	if (err)
 		return TDC_FAILF(e, TDC_E_FORMAT, "source is not an ext2/3/4 filesystem", "%s: %s",
-				 o->src, error_message(err));
+				 src, error_message(err));
 	if ((*fs)->blocksize != TDC_XTS_SECTOR)
 		return TDC_FAILF(e, TDC_E_UNSUPPORTED, "filesystem block size must be 4096",
 				 "block size %u", (*fs)->blocksize);
@@ -92,8 +93,8 @@ static int open_fs(const struct tdc_image_encrypt_opts *o, ext2_filsys *fs, stru
 }
 
 /* Header only: crypt_format writes [0, data offset) and leaves the data area untouched. */
-static int write_header(const struct tdc_image_encrypt_opts *o, const uint8_t *vk,
-			struct tdc_image_encrypt_result *res, struct tdc_error *e)
+static int write_header(const char *path, const char *want_uuid, const uint8_t *secret,
+			size_t secret_len, const uint8_t *vk, char uuid_out[40], struct tdc_error *e)
 {
 	struct crypt_device *cd = NULL;
 	struct crypt_pbkdf_type pbkdf = {
@@ -108,7 +109,7 @@ static int write_header(const struct tdc_image_encrypt_opts *o, const uint8_t *v
 	int r;
 
 	crypt_set_log_callback(NULL, cs_log, last);
-	r = crypt_init(&cd, o->out);
+	r = crypt_init(&cd, path);
 	if (r < 0)
 		goto fail;
 	crypt_set_log_callback(cd, cs_log, last);
@@ -116,63 +117,72 @@ static int write_header(const struct tdc_image_encrypt_opts *o, const uint8_t *v
 	    (r = crypt_set_metadata_size(cd, TDC_IMAGE_LUKS_HDR_SIZE,
 					 TDC_IMAGE_DATA_OFFSET - 2 * TDC_IMAGE_LUKS_HDR_SIZE)) < 0 ||
 	    (r = crypt_set_data_offset(cd, TDC_IMAGE_DATA_OFFSET / 512)) < 0 ||
-	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", o->uuid, (const char *)vk,
+	    (r = crypt_format(cd, CRYPT_LUKS2, "aes", "xts-plain64", want_uuid, (const char *)vk,
 			      TDC_XTS_KEY_LEN, &p2)) < 0)
 		goto fail;
 	r = crypt_keyslot_add_by_volume_key(cd, 0, (const char *)vk, TDC_XTS_KEY_LEN,
-					    (const char *)o->secret, o->secret_len);
+					    (const char *)secret, secret_len);
 	if (r != 0)
 		goto fail;
 	uuid = crypt_get_uuid(cd);
-	snprintf(res->uuid, sizeof(res->uuid), "%s", uuid ? uuid : "");
+	snprintf(uuid_out, 40, "%s", uuid ? uuid : "");
 	crypt_free(cd);
 	crypt_set_log_callback(NULL, NULL, NULL);
 	return 0;
 fail:
 	crypt_free(cd);
 	crypt_set_log_callback(NULL, NULL, NULL);
-	return TDC_FAILF(e, r == -EINVAL && o->uuid ? TDC_E_USAGE : TDC_E_CRYPTO,
+	return TDC_FAILF(e, r == -EINVAL && want_uuid ? TDC_E_USAGE : TDC_E_CRYPTO,
 			 "writing the LUKS2 header failed", "libcryptsetup %d: %s", r, last);
 }
 
-static int hash_results(int out, const uint8_t *vk, struct tdc_image_encrypt_result *res,
-			struct tdc_error *e)
+/* header_sha256: the agent's digest (docs/LUKS-HEADER.md), SHA-256 over both binary headers and
+ * JSON areas [0, 2 * hdr_size); hdr_size is the fixed 16 KiB we format with. */
+static int hash_header(int fd, uint8_t out[32], struct tdc_error *e)
 {
-	uint8_t *hdr = malloc(TDC_IMAGE_LUKS_HDR_SIZE);
+	uint8_t *hdr = malloc(2 * TDC_IMAGE_LUKS_HDR_SIZE);
 	uint64_t hdr_size = 0;
 	unsigned int len = 0;
-	EVP_MD_CTX *md = NULL;
 	int r = 0;
 
 	if (!hdr)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	if (full_pread(out, hdr, TDC_IMAGE_LUKS_HDR_SIZE, 0) < 0) {
+	if (full_pread(fd, hdr, 2 * TDC_IMAGE_LUKS_HDR_SIZE, 0) < 0) {
 		r = TDC_FAIL(e, TDC_E_IO, "cannot read back the LUKS2 header");
 		goto out;
 	}
 	for (int i = 0; i < 8; i++)
 		hdr_size = hdr_size << 8 | hdr[8 + i];
-	if (memcmp(hdr, "LUKS\xba\xbe", 6) != 0 || hdr_size != TDC_IMAGE_LUKS_HDR_SIZE) {
+	if (memcmp(hdr, "LUKS\xba\xbe", 6) != 0 || hdr_size != TDC_IMAGE_LUKS_HDR_SIZE ||
+	    memcmp(hdr + TDC_IMAGE_LUKS_HDR_SIZE, "SKUL\xba\xbe", 6) != 0) {
 		r = TDC_FAIL(e, TDC_E_INTERNAL, "unexpected LUKS2 header layout");
 		goto out;
 	}
-	md = EVP_MD_CTX_new();
-	if (!md || EVP_Digest(hdr, TDC_IMAGE_LUKS_HDR_SIZE, res->header_sha256, &len,
-			      EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(md, TDC_IMAGE_VK_TAG, sizeof(TDC_IMAGE_VK_TAG)) != 1 ||
-	    EVP_DigestUpdate(md, vk, TDC_XTS_KEY_LEN) != 1 ||
-	    EVP_DigestFinal_ex(md, res->vk_sha256, &len) != 1)
+	if (EVP_Digest(hdr, 2 * TDC_IMAGE_LUKS_HDR_SIZE, out, &len, EVP_sha256(), NULL) != 1)
 		r = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "sha256 failed");
 out:
-	EVP_MD_CTX_free(md);
 	free(hdr);
 	return r;
 }
 
-static int encrypt_blocks(const struct tdc_image_encrypt_opts *o, ext2_filsys fs, int src,
-			  int out, struct tdc_xts *x, uint8_t *buf,
-			  struct tdc_image_encrypt_result *res, struct tdc_error *e)
+static int hash_vk(const uint8_t *vk, uint8_t out[32], struct tdc_error *e)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int r = 0;
+
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(md, TDC_IMAGE_VK_TAG, sizeof(TDC_IMAGE_VK_TAG)) != 1 ||
+	    EVP_DigestUpdate(md, vk, TDC_XTS_KEY_LEN) != 1 ||
+	    EVP_DigestFinal_ex(md, out, &len) != 1)
+		r = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "sha256 failed");
+	EVP_MD_CTX_free(md);
+	return r;
+}
+
+static int encrypt_blocks(const struct tdc_image_fill_opts *o, ext2_filsys fs, int src,
+			  int out, struct tdc_xts *x, uint8_t *buf, uint64_t *used,
+			  struct tdc_error *e)
 {
 	blk64_t first = fs->super->s_first_data_block;
 	blk64_t last = ext2fs_blocks_count(fs->super) - 1;
@@ -199,52 +209,61 @@ static int encrypt_blocks(const struct tdc_image_encrypt_opts *o, ext2_filsys fs
 			return TDC_FAILF(e, TDC_E_IO, "read failed", "%s", strerror(-r));
 		TDC_GUARD(tdc_xts_encrypt(x, buf, n, start, e));
 		r = full_pwrite(out, buf, n * TDC_XTS_SECTOR,
-				TDC_IMAGE_DATA_OFFSET + (uint64_t)start * TDC_XTS_SECTOR);
+				o->dst_offset + TDC_IMAGE_DATA_OFFSET +
+					(uint64_t)start * TDC_XTS_SECTOR);
 		if (r < 0)
 			return TDC_FAILF(e, TDC_E_IO, "write failed", "%s", strerror(-r));
-		res->used_blocks += n;
+		*used += n;
 		b = start + n;
 		if (o->progress)
-			o->progress(res->used_blocks * TDC_XTS_SECTOR, total, o->progress_arg);
+			o->progress(*used * TDC_XTS_SECTOR, total, o->progress_arg);
 	}
 	return 0;
 }
 
-int tdc_image_encrypt_ext4(const struct tdc_image_encrypt_opts *o,
-			   struct tdc_image_encrypt_result *res, struct tdc_error *e)
+int tdc_image_ext4_check(const char *src, uint64_t src_offset, struct tdc_image_fs_info *info,
+			 struct tdc_error *e)
 {
 	ext2_filsys fs = NULL;
-	struct tdc_xts *x = NULL;
+	int r;
+
+	if (!src || !info)
+		return TDC_FAIL(e, TDC_E_USAGE, "image: missing argument");
+	memset(info, 0, sizeof(*info));
+	r = open_fs(src, src_offset, &fs, e);
+	if (r == 0) {
+		info->blocks = ext2fs_blocks_count(fs->super);
+		info->free_blocks = ext2fs_free_blocks_count(fs->super);
+		memcpy(info->uuid, fs->super->s_uuid, 16);
+		info->metadata_csum = ext2fs_has_feature_metadata_csum(fs->super);
+		info->csum_seed = ext2fs_has_feature_csum_seed(fs->super);
+	}
+	if (fs)
+		ext2fs_close_free(&fs);
+	return r;
+}
+
+int tdc_image_luks_create(const char *out, uint64_t data_size, const uint8_t *secret,
+			  size_t secret_len, const char *uuid, struct tdc_image_luks *res,
+			  struct tdc_error *e)
+{
 	uint8_t vk[TDC_XTS_KEY_LEN];
-	uint8_t *buf = NULL;
-	int src = -1, out = -1, created = 0, r;
+	int fd = -1, r;
 
-	if (!o || !res || !o->src || !o->out || !o->secret)
-		return TDC_FAIL(e, TDC_E_USAGE, "image encrypt: missing argument");
-	if (o->secret_len < TDC_IMAGE_MIN_SECRET || o->secret_len > TDC_IMAGE_MAX_SECRET)
+	if (!out || !secret || !res)
+		return TDC_FAIL(e, TDC_E_USAGE, "image: missing argument");
+	if (secret_len < TDC_IMAGE_MIN_SECRET || secret_len > TDC_IMAGE_MAX_SECRET)
 		return TDC_FAILF(e, TDC_E_USAGE, "disk secret must be a random key of 32..512 bytes",
-				 "got %zu bytes", o->secret_len);
+				 "got %zu bytes", secret_len);
+	if (data_size == 0 || data_size % TDC_XTS_SECTOR)
+		return TDC_FAIL(e, TDC_E_USAGE, "LUKS data size must be a multiple of 4096");
 	memset(res, 0, sizeof(*res));
-
-	r = open_fs(o, &fs, e);
-	if (r < 0)
-		goto out;
-	res->fs_blocks = ext2fs_blocks_count(fs->super);
-	res->out_size = TDC_IMAGE_DATA_OFFSET + res->fs_blocks * TDC_XTS_SECTOR;
-
-	src = open(o->src, O_RDONLY | O_CLOEXEC);
-	if (src < 0) {
-		r = TDC_FAILF(e, TDC_E_IO, "cannot open source", "%s: %s", o->src, strerror(errno));
-		goto out;
-	}
-	out = open(o->out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		r = TDC_FAILF(e, TDC_E_IO, "cannot create output", "%s: %s", o->out,
-			      strerror(errno));
-		goto out;
-	}
-	created = 1;
-	if (ftruncate(out, (off_t)res->out_size) != 0) {
+	fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return TDC_FAILF(e, TDC_E_IO, "cannot create output", "%s: %s", out,
+				 strerror(errno));
+	res->size = TDC_IMAGE_DATA_OFFSET + data_size;
+	if (ftruncate(fd, (off_t)res->size) != 0) {
 		r = TDC_FAILF(e, TDC_E_IO, "cannot size output", "%s", strerror(errno));
 		goto out;
 	}
@@ -252,27 +271,112 @@ int tdc_image_encrypt_ext4(const struct tdc_image_encrypt_opts *o,
 		r = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "no randomness for the volume key");
 		goto out;
 	}
-	r = write_header(o, vk, res, e);
+	r = write_header(out, uuid, secret, secret_len, vk, res->uuid, e);
+	if (r == 0)
+		r = hash_header(fd, res->header_sha256, e);
+	if (r == 0)
+		r = hash_vk(vk, res->vk_sha256, e);
+out:
+	OPENSSL_cleanse(vk, sizeof(vk));
+	close(fd);
+	if (r < 0)
+		unlink(out);
+	return r;
+}
+
+/* The volume key, unwrapped from keyslot 0 of header with the secret; checks the fixed layout. */
+static int unlock_vk(const char *header, const uint8_t *secret, size_t secret_len,
+		     uint8_t vk[TDC_XTS_KEY_LEN], struct tdc_error *e)
+{
+	struct crypt_device *cd = NULL;
+	char last[200] = "";
+	size_t vklen = TDC_XTS_KEY_LEN;
+	const char *c, *m;
+	int r;
+
+	crypt_set_log_callback(NULL, cs_log, last);
+	r = crypt_init(&cd, header);
+	if (r == 0) {
+		crypt_set_log_callback(cd, cs_log, last);
+		r = crypt_load(cd, CRYPT_LUKS2, NULL);
+	}
+	if (r < 0) {
+		r = TDC_FAILF(e, TDC_E_FORMAT, "cannot load the LUKS2 header", "%s: %s", header,
+			      last);
+		goto out;
+	}
+	c = crypt_get_cipher(cd);
+	m = crypt_get_cipher_mode(cd);
+	if (!c || !m || strcmp(c, "aes") || strcmp(m, "xts-plain64") ||
+	    crypt_get_volume_key_size(cd) != (int)TDC_XTS_KEY_LEN ||
+	    crypt_get_sector_size(cd) != (int)TDC_XTS_SECTOR ||
+	    crypt_get_data_offset(cd) != TDC_IMAGE_DATA_OFFSET / 512) {
+		r = TDC_FAIL(e, TDC_E_UNSUPPORTED, "LUKS2 header is not the tdcrypt layout");
+		goto out;
+	}
+	r = crypt_volume_key_get(cd, 0, (char *)vk, &vklen, (const char *)secret, secret_len);
+	if (r < 0 || vklen != TDC_XTS_KEY_LEN) {
+		OPENSSL_cleanse(vk, TDC_XTS_KEY_LEN);
+		r = TDC_FAILF(e, TDC_E_SIGNATURE, "the secret does not open keyslot 0",
+			      "libcryptsetup %d: %s", r, last);
+		goto out;
+	}
+	r = 0;
+out:
+	crypt_free(cd);
+	crypt_set_log_callback(NULL, NULL, NULL);
+	return r;
+}
+
+int tdc_image_luks_fill(const struct tdc_image_fill_opts *o, uint64_t *used_blocks,
+			uint8_t vk_sha256[32], struct tdc_error *e)
+{
+	ext2_filsys fs = NULL;
+	struct tdc_xts *x = NULL;
+	uint8_t vk[TDC_XTS_KEY_LEN];
+	uint8_t *buf = NULL;
+	uint64_t used = 0;
+	struct stat st;
+	int src = -1, dst = -1, r;
+
+	if (!o || !o->header || !o->secret || !o->src || !o->dst)
+		return TDC_FAIL(e, TDC_E_USAGE, "image: missing argument");
+	r = open_fs(o->src, o->src_offset, &fs, e);
 	if (r < 0)
 		goto out;
-	r = tdc_xts_new(&x, vk, e);
+	if (stat(o->header, &st) != 0 ||
+	    (uint64_t)st.st_size < TDC_IMAGE_DATA_OFFSET +
+					   ext2fs_blocks_count(fs->super) * TDC_XTS_SECTOR) {
+		r = TDC_FAIL(e, TDC_E_USAGE, "LUKS partition smaller than the filesystem");
+		goto out;
+	}
+	r = unlock_vk(o->header, o->secret, o->secret_len, vk, e);
 	if (r < 0)
 		goto out;
+	r = hash_vk(vk, vk_sha256, e);
+	if (r == 0)
+		r = tdc_xts_new(&x, vk, e);
+	OPENSSL_cleanse(vk, sizeof(vk));
+	if (r < 0)
+		goto out;
+	src = open(o->src, O_RDONLY | O_CLOEXEC);
+	dst = open(o->dst, O_RDWR | O_CLOEXEC);
+	if (src < 0 || dst < 0) {
+		r = TDC_FAILF(e, TDC_E_IO, "cannot open source or destination", "%s",
+			      strerror(errno));
+		goto out;
+	}
 	buf = malloc((size_t)RUN_BLOCKS * TDC_XTS_SECTOR);
 	if (!buf) {
 		r = TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 		goto out;
 	}
-	r = encrypt_blocks(o, fs, src, out, x, buf, res, e);
-	if (r < 0)
-		goto out;
-	if (fsync(out) != 0) {
+	r = encrypt_blocks(o, fs, src, dst, x, buf, &used, e);
+	if (r == 0 && fsync(dst) != 0)
 		r = TDC_FAILF(e, TDC_E_IO, "fsync failed", "%s", strerror(errno));
-		goto out;
-	}
-	r = hash_results(out, vk, res, e);
+	if (used_blocks)
+		*used_blocks = used;
 out:
-	OPENSSL_cleanse(vk, sizeof(vk));
 	if (buf) {
 		OPENSSL_cleanse(buf, (size_t)RUN_BLOCKS * TDC_XTS_SECTOR); /* last plaintext run */
 		free(buf);
@@ -282,9 +386,43 @@ out:
 		ext2fs_close_free(&fs);
 	if (src >= 0)
 		close(src);
-	if (out >= 0)
-		close(out);
-	if (r < 0 && created)
+	if (dst >= 0)
+		close(dst);
+	return r;
+}
+
+int tdc_image_encrypt_ext4(const struct tdc_image_encrypt_opts *o,
+			   struct tdc_image_encrypt_result *res, struct tdc_error *e)
+{
+	struct tdc_image_fs_info info;
+	struct tdc_image_luks luks;
+	int r;
+
+	if (!o || !res || !o->src || !o->out || !o->secret)
+		return TDC_FAIL(e, TDC_E_USAGE, "image encrypt: missing argument");
+	if (o->secret_len < TDC_IMAGE_MIN_SECRET || o->secret_len > TDC_IMAGE_MAX_SECRET)
+		return TDC_FAILF(e, TDC_E_USAGE, "disk secret must be a random key of 32..512 bytes",
+				 "got %zu bytes", o->secret_len);
+	memset(res, 0, sizeof(*res));
+	TDC_GUARD(tdc_image_ext4_check(o->src, o->src_offset, &info, e));
+	res->fs_blocks = info.blocks;
+	TDC_GUARD(tdc_image_luks_create(o->out, info.blocks * TDC_XTS_SECTOR, o->secret,
+					o->secret_len, o->uuid, &luks, e));
+	res->out_size = luks.size;
+	memcpy(res->header_sha256, luks.header_sha256, 32);
+	memcpy(res->uuid, luks.uuid, sizeof(res->uuid));
+	struct tdc_image_fill_opts f = {
+		.header = o->out,
+		.secret = o->secret,
+		.secret_len = o->secret_len,
+		.src = o->src,
+		.src_offset = o->src_offset,
+		.dst = o->out,
+		.progress = o->progress,
+		.progress_arg = o->progress_arg,
+	};
+	r = tdc_image_luks_fill(&f, &res->used_blocks, res->vk_sha256, e);
+	if (r < 0)
 		unlink(o->out);
 	return r;
 }

@@ -11,6 +11,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tdcrypt/error.h"
@@ -38,7 +40,7 @@ struct tdc_image_encrypt_result {
 	uint64_t fs_blocks;          /* blocks in the fs */
 	uint64_t used_blocks;        /* in-use blocks, encrypted and written */
 	uint64_t out_size;           /* size of the output file (header + fs) */
-	uint8_t header_sha256[32];   /* SHA-256 of the primary header area [0, 16 KiB) */
+	uint8_t header_sha256[32];   /* SHA-256 of both header areas [0, 32 KiB) (LUKS-HEADER.md) */
 	uint8_t vk_sha256[32];       /* SHA-256("tdcrypt-luks2-vk-v1\0" || volume key) */
 	char uuid[40];
 };
@@ -54,3 +56,51 @@ struct tdc_image_encrypt_result {
  */
 int tdc_image_encrypt_ext4(const struct tdc_image_encrypt_opts *o,
 			   struct tdc_image_encrypt_result *res, struct tdc_error *e) TDC_MUST_USE;
+
+/* ---- the same in two steps, for builders that need the header digest before the fs is final ---- */
+
+struct tdc_image_fs_info {
+	uint64_t blocks, free_blocks;  /* 4096-byte blocks */
+	uint8_t uuid[16];
+	bool metadata_csum, csum_seed;
+};
+
+/* Opens the ext4 fs at src + src_offset with the checks of tdc_image_encrypt_ext4. */
+int tdc_image_ext4_check(const char *src, uint64_t src_offset, struct tdc_image_fs_info *info,
+			 struct tdc_error *e) TDC_MUST_USE;
+
+struct tdc_image_luks {
+	uint64_t size;               /* partition size: data offset + data size */
+	uint8_t header_sha256[32];   /* SHA-256 of [0, 32 KiB): what the agent checks */
+	uint8_t vk_sha256[32];
+	char uuid[40];
+};
+
+/*
+ * Creates out (O_EXCL, 0600, sparse, data offset + data_size bytes) holding only the LUKS2
+ * header with a fresh random volume key behind keyslot 0 (the secret). The volume key is not
+ * kept: tdc_image_luks_fill unwraps it again from the keyslot.
+ */
+int tdc_image_luks_create(const char *out, uint64_t data_size, const uint8_t *secret,
+			  size_t secret_len, const char *uuid, struct tdc_image_luks *res,
+			  struct tdc_error *e) TDC_MUST_USE;
+
+struct tdc_image_fill_opts {
+	const char *header;          /* file made by tdc_image_luks_create */
+	const uint8_t *secret;
+	size_t secret_len;
+	const char *src;             /* plain ext4 at src_offset */
+	uint64_t src_offset;
+	const char *dst;             /* existing file; the LUKS partition starts at dst_offset */
+	uint64_t dst_offset;
+	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	void *progress_arg;
+};
+
+/*
+ * Encrypts the in-use blocks of src into dst at dst_offset + 16 MiB + block * 4096 with the
+ * volume key of header's keyslot 0 (TDC_E_SIGNATURE if the secret does not open it). Does not
+ * copy the header itself. Returns the blocks written and vk_sha256.
+ */
+int tdc_image_luks_fill(const struct tdc_image_fill_opts *o, uint64_t *used_blocks,
+			uint8_t vk_sha256[32], struct tdc_error *e) TDC_MUST_USE;

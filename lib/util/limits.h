@@ -71,3 +71,8 @@
 #define TDC_MAX_ADMIN_LINE (256u * 1024u)
 #define TDC_MAX_PCCS_BODY (1024u * 1024u)
 #define TDC_MAX_KBS_CONFIG (64u * 1024u)
+/* Image builder: GPT entries and entry size, /etc/os-release, guest text files,
+ * the agent binary copied into the guest, a helper tool's captured output. */
+#define TDC_MAX_GPT_ENTRIES 1024u
+#define TDC_MAX_GPT_ENTRY_SIZE 1024u
+#define TDC_MAX_OS_RELEASE (64u * 1024u)

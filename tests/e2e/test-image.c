@@ -268,10 +268,10 @@ static void check_output(struct fix *f, uint64_t src_offset, const struct tdc_im
 	out = open(f->out, O_RDONLY);
 	in = open(f->src, O_RDONLY);
 	assert_true(out >= 0 && in >= 0);
-	hdr = malloc(TDC_IMAGE_LUKS_HDR_SIZE);
+	hdr = malloc(2 * TDC_IMAGE_LUKS_HDR_SIZE);
 	assert_non_null(hdr);
-	assert_int_equal(pread(out, hdr, TDC_IMAGE_LUKS_HDR_SIZE, 0), TDC_IMAGE_LUKS_HDR_SIZE);
-	sha256(hdr, TDC_IMAGE_LUKS_HDR_SIZE, d);
+	assert_int_equal(pread(out, hdr, 2 * TDC_IMAGE_LUKS_HDR_SIZE, 0), 2 * TDC_IMAGE_LUKS_HDR_SIZE);
+	sha256(hdr, 2 * TDC_IMAGE_LUKS_HDR_SIZE, d);
 	assert_memory_equal(d, r->header_sha256, 32);
 	free(hdr);
 

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `tdcrypt image encrypt`: turns a GPT guest disk (qcow2 or raw; ESP + ext4 root holding /boot)
+ * into ESP (copied as is) + a clear /boot + a LUKS2 root whose key only the broker releases.
+ * See docs/IMAGE-NOTES.md for the layout and README.md for the privileges it needs.
+ *
+ * Nothing here prints; progress goes through a callback. The disk secret is the caller's (random,
+ * >= 32 bytes); the library never writes it anywhere but into the keyslot.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tdcrypt/error.h"
+
+#define TDC_IMAGE_DEFAULT_LUKS_NAME "tdcrypt_root"
+#define TDC_IMAGE_DEFAULT_BOOT_MIB 512u
+#define TDC_IMAGE_MAX_BROKERS 8u
+#define TDC_IMAGE_MAX_PINS 8u
+
+struct tdc_image_build_result;
+
+struct tdc_image_build_opts {
+	const char *in;
+	const char *out;               /* must not exist; created by an atomic rename at the end */
+	const char *out_format;        /* "qcow2", "raw", or NULL: as the input */
+	const uint8_t *secret;         /* keyslot 0 secret = the key the broker releases */
+	size_t secret_len;
+	/* agent config (agent/README.md) */
+	const char *secret_id;
+	const char *const *brokers;    /* "host:port" */
+	size_t n_brokers;
+	const char *const *pins;       /* broker SPKI SHA-256, 64 hex */
+	size_t n_pins;
+	uint32_t total_timeout_s;      /* 0: the agent's default */
+	const char *sim_dir;           /* TESTS ONLY: provider "sim" with this `tdcrypt sim init` dir */
+	const char *agent_path;        /* tdcrypt-agent binary to install in the guest */
+	const char *guest_dir;         /* the project's guest/ directory (initramfs integration) */
+	const char *luks_name;         /* NULL: TDC_IMAGE_DEFAULT_LUKS_NAME */
+	const char *extra_cmdline;     /* appended to the kernel command lines in grub.cfg; or NULL */
+	uint32_t boot_mib;             /* size of the new /boot; 0: TDC_IMAGE_DEFAULT_BOOT_MIB */
+	/*
+	 * Layout only (tests, no root needed): the root is encrypted unchanged, no agent, no
+	 * config, no initramfs; /boot is copied with debugfs rdump (ownership of the caller).
+	 */
+	bool no_guest;
+	/* stage starts with total 0; byte progress of the long stages */
+	void (*progress)(void *arg, const char *stage, uint64_t done, uint64_t total);
+	void *progress_arg;
+	/* Called when everything is built, before OUT appears; a negative return aborts the build
+	 * (e.g. the key could not be registered) and leaves no OUT. */
+	int (*commit)(void *arg, const struct tdc_image_build_result *r, struct tdc_error *e);
+	void *commit_arg;
+};
+
+struct tdc_image_part {
+	unsigned index;
+	uint64_t offset, size;         /* bytes */
+	char type[37], guid[37], name[37];
+};
+
+struct tdc_image_build_result {
+	char in_format[16], out_format[16];
+	uint64_t in_size, out_size;    /* virtual disk sizes */
+	uint64_t out_allocated;        /* bytes the output file occupies */
+	char distro_id[32], distro_version[32], distro_pretty[96], family[16];
+	struct tdc_image_part esp, boot, root;     /* output layout */
+	struct tdc_image_part in_esp, in_root;     /* where they were in the input */
+	uint64_t root_fs_blocks, root_used_blocks; /* 4096-byte blocks */
+	char luks_uuid[40], luks_name[128];
+	char boot_fs_uuid[37], root_fs_uuid[37];
+	uint8_t header_sha256[32], vk_sha256[32];
+	bool guest_modified;
+	unsigned initramfs_count;      /* initramfs images regenerated and checked */
+	double t_convert, t_inspect, t_guest, t_encrypt, t_assemble, t_output, t_total; /* s */
+};
+
+/* Builds opts->out; on any failure nothing is left at opts->out and the temp dir is removed. */
+int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build_result *r,
+		    struct tdc_error *e) TDC_MUST_USE;

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal state of tdc_image_build shared by build.c (disk plumbing) and guest.c (changes made
+ * inside the mounted guest root). */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image/distro.h"
+#include "image/encrypt.h"
+#include "image/gpt.h"
+#include "tdcrypt/image.h"
+
+#define BUILD_MAX_MOUNTS 8
+
+struct build {
+	const struct tdc_image_build_opts *o;
+	struct tdc_image_build_result *r;
+	const char *luks_name;
+	char work[PATH_MAX];        /* OUT.tmp-XXXXXX: everything temporary lives here */
+	char raw[PATH_MAX];         /* input as sparse raw (our private copy; the root is changed) */
+	char luks[PATH_MAX];        /* LUKS2 header file (full partition size, sparse) */
+	char boot_img[PATH_MAX];    /* new /boot ext4 */
+	char disk[PATH_MAX];        /* output raw */
+	char mnt[PATH_MAX];         /* guest root mount point */
+	char mounts[BUILD_MAX_MOUNTS][PATH_MAX];
+	int n_mounts;
+	bool mounts_stuck;          /* an unmount failed: never delete work */
+	uint64_t raw_size;
+	struct tdc_gpt gpt;
+	const struct tdc_gpt_part *esp, *root;
+	uint64_t root_off, root_len;
+	struct tdc_image_fs_info fs;
+	struct tdc_os_release osr;
+	struct tdc_image_luks lk;
+	uint8_t root_new_uuid[16];
+	char boot_uuid[37], root_uuid[37];
+};
+
+/* guest.c: mount the root, install agent/config/integration, regenerate the initramfs, build
+ * boot_img from its /boot, empty /boot, unmount. */
+int tdc_build_guest(struct build *b, struct tdc_error *e) TDC_MUST_USE;
+/* Unmounts everything b mounted, in reverse order (lazily as a last resort). */
+void tdc_build_unmount_all(struct build *b);
+/* Stage notification. */
+void tdc_build_stage(struct build *b, const char *stage);
+/* mke2fs -d SRC_DIR into b->boot_img (label boot, fs UUID = the input root's). */
+int tdc_build_boot_fs(struct build *b, const char *src_dir, struct tdc_error *e) TDC_MUST_USE;

@@ -1,0 +1,364 @@
+#!/bin/bash
+# End-to-end test of tdcrypt: a real encrypted boot, no mocks but the TEE.
+#
+#   guest image (build-guest.sh, cached) -> tdcrypt sim init (test PKI + collateral)
+#   -> tdcrypt-kbs on 127.0.0.1 (ephemeral port, temporary store, simulator root trusted)
+#   -> tdcrypt image encrypt (key registered over the admin socket; agent with the sim provider)
+#   -> policy: the sim TD's measurements + the RTMR2 of the command line in the image's grub.cfg
+#   -> tdcrypt launch --no-tdx (QEMU TCG, OVMF + GRUB; the guest reaches only the broker)
+#
+# Runs: happy    the agent gets the key, the root is unlocked, systemd prints TDCRYPT-GUEST-UP
+#                on ttyS0 and powers off
+#       cmdline  a copy whose grub.cfg appends one token to the kernel command line: the broker
+#                refuses (audit: rtmr2), the guest powers off, no marker, no shell
+#       header   a copy with a foreign token added to the LUKS2 header (cryptsetup token import;
+#                checksums stay valid): the agent refuses before asking for the key, powers off
+# The two refused boots run in parallel after the happy one.
+#
+# Usage: run-e2e.sh [--build DIR] [--keep] [--only happy|cmdline|header]... [--timeout SEC]
+#   --build DIR   build directory with cli/tdcrypt, kbs/tdcrypt-kbs, agent/tdcrypt-agent
+#                 (default: $TDCRYPT_BUILD, else <repo>/build)
+#   --keep        keep the work directory (serial logs, broker log) even when all passed
+#   --timeout     per-boot limit in seconds (default 400 for the happy path, 240 for the others)
+# Env: TDCRYPT_CACHE (guest image cache, see build-guest.sh), E2E_MEM (MiB, default 1024).
+# Needs root (debootstrap on a cold cache, mount + chroot in image encrypt, root-only admin socket).
+# Ends with one line per check, "PASS name (detail)" / "FAIL name: why", then
+# "N passed, M failed"; exit status 0 only if every check passed.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${TDCRYPT_BUILD:-$ROOT/build}
+KEEP=0
+ONLY=()
+BOOT_TIMEOUT=400
+NEG_TIMEOUT=240
+MEM=${E2E_MEM:-1024}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build) BUILD=$2; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	--only) ONLY+=("$2"); shift 2 ;;
+	--timeout) BOOT_TIMEOUT=$2; NEG_TIMEOUT=$2; shift 2 ;;
+	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+	*) echo "run-e2e.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local o; for o in "${ONLY[@]}"; do [ "$o" = "$1" ] && return 0; done; return 1; }
+
+T0=$(date +%s.%N)
+el() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
+log() { printf '[e2e %6ss] %s\n' "$(el)" "$*" >&2; }
+
+# ---- results ---------------------------------------------------------------------------------------
+RESULTS=()
+NPASS=0
+NFAIL=0
+pass() { RESULTS+=("PASS $1${2:+ ($2)}"); NPASS=$((NPASS + 1)); log "PASS $1${2:+ ($2)}"; }
+fail() { RESULTS+=("FAIL $1: $2"); NFAIL=$((NFAIL + 1)); log "FAIL $1: $2"; }
+# check NAME WHY-IF-FAILED COMMAND...: PASS if the command succeeds
+check() { local n=$1 why=$2; shift 2; if "$@"; then pass "$n"; else fail "$n" "$why"; fi; }
+finish() {
+	echo "== tdcrypt end-to-end results (work dir ${W:-none}, $(el) s)"
+	local r
+	for r in "${RESULTS[@]}"; do echo "$r"; done
+	echo "$NPASS passed, $NFAIL failed"
+}
+
+W=""
+KBS_PID=""
+cleanup() {
+	local p
+	for p in "${W:-/nonexistent}"/*.qpid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done
+	if [ -n "$KBS_PID" ]; then kill "$KBS_PID" 2>/dev/null; wait "$KBS_PID" 2>/dev/null; fi
+	if [ -n "$W" ] && [ "$KEEP" = 0 ] && [ "$NFAIL" = 0 ]; then rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'fail interrupted "signal"; finish; exit 1' INT TERM
+abort() { fail "$1" "$2"; finish; exit 1; }
+
+# ---- helpers -----------------------------------------------------------------------------------------
+# json FILE a.b.c: one member of a JSON document
+json() {
+	python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    d = d[k]
+print(d)' "$1" "$2"
+}
+# kbs_events EVENT FIELD: FIELD of every JSON log line of the broker with "event": EVENT
+kbs_events() {
+	python3 -c 'import json, sys
+for line in open(sys.argv[3], errors="replace"):
+    try:
+        o = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(o, dict) and o.get("event") == sys.argv[1]:
+        print(o.get(sys.argv[2], ""))' "$1" "$2" "$W/kbs.log"
+}
+# audit_snap NAME: the secret's audit records (admin socket) into audit-NAME.json
+audit_snap() { "$TD" secret audit --secret "$SECRET" --json >"$W/audit-$1.json" 2>"$W/audit-$1.err" || true; }
+# audit_new OLD NEW: "decision<TAB>reason" of each record in NEW that is not in OLD
+audit_new() {
+	python3 -c 'import json, sys
+def recs(p):
+    try:
+        d = json.load(open(p))
+    except (OSError, ValueError):
+        return []
+    return d.get("records", []) if isinstance(d, dict) else d
+old = {r.get("id") for r in recs(sys.argv[1])}
+for r in recs(sys.argv[2]):
+    if r.get("id") not in old:
+        print("%s\t%s" % (r.get("decision"), (r.get("reason") or "").replace("\n", " ")))' \
+		"$W/audit-$1.json" "$W/audit-$2.json"
+}
+# GRUB passes "BOOT_IMAGE=<path> <args>" for "linux <path> <args>" (first entry of grub.cfg).
+cmdline_of() {
+	awk '/^[[:space:]]*linux[[:space:]]/ { $1 = ""; sub(/^ /, ""); p = $1; $1 = ""; sub(/^ /, "")
+		print "BOOT_IMAGE=" p " " $0; exit }' "$1" | sed 's/[[:space:]]*$//'
+}
+# RTMR2 of the simulated TD: SHA-384(0^48 || SHA-384(cmdline)) (include/tdcrypt/agent.h)
+rtmr2_of() {
+	{ head -c 48 /dev/zero; printf '%s' "$1" | openssl dgst -sha384 -binary; } |
+		openssl dgst -sha384 -binary | od -An -tx1 -v | tr -d ' \n'
+}
+tail_serial() {
+	tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;=?]*[a-zA-Z]//g' | grep -av '^[[:space:]]*$' | tail -n "${2:-6}" | tr '\n' '|'
+}
+# An interactive prompt on the console (GRUB, initramfs shell, emergency mode, getty) ends a boot
+# at once: nothing will type into it, and its mere appearance is a failure.
+PROMPTS='grub> |\(initramfs\) |BusyBox v[0-9.]+ .*built-in shell|emergency mode|Give root password|login: '
+no_shell() { ! tr -d '\r' <"$1" | grep -qaE "$PROMPTS"; }
+
+# boot NAME IMAGE TIMEOUT: boots IMAGE (writes discarded) until the guest powers off, TIMEOUT
+# passes, or a prompt appears; writes NAME.res:
+#   marker=<s|-> exit=<poweroff|timeout|prompt|killed-after-marker> rc=<qemu rc> total=<s>
+boot() {
+	local name=$1 img=$2 limit=$3 slog=$W/$1.serial rc="" t1 seen=- why now qp
+	: >"$slog"
+	t1=$(date +%s.%N)
+	"$TD" launch --no-tdx --snapshot --image "$img" --memory "$MEM" --cpus "${BOOT_CPUS:-2}" \
+		--broker-forward "127.0.0.1:$PORT" --serial-log "$slog" --name "e2e-$name" \
+		</dev/null >"$W/$name.qemu" 2>&1 &
+	qp=$!
+	echo "$qp" >"$W/$name.qpid"
+	while :; do
+		now=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+		if [ "$seen" = - ] && grep -qa TDCRYPT-GUEST-UP "$slog"; then seen=$now; fi
+		if ! kill -0 "$qp" 2>/dev/null; then wait "$qp"; rc=$?; why=poweroff; break; fi
+		if [ "$seen" != - ] && awk -v n="$now" -v s="$seen" 'BEGIN{exit !(n - s > 60)}'; then
+			kill "$qp"; wait "$qp" 2>/dev/null; why=killed-after-marker; break
+		fi
+		if [ "$seen" = - ] && tr -d '\r' <"$slog" | grep -qaE "$PROMPTS"; then
+			kill "$qp"; wait "$qp" 2>/dev/null; why=prompt; break
+		fi
+		if awk -v n="$now" -v t="$limit" 'BEGIN{exit !(n > t)}'; then
+			kill "$qp"; wait "$qp" 2>/dev/null; why=timeout; break
+		fi
+		sleep 0.5
+	done
+	rm -f "$W/$name.qpid"
+	echo "marker=$seen exit=$why rc=$rc total=$now" >"$W/$name.res"
+	log "boot $name: marker=$seen exit=$why total=${now}s"
+}
+res() { sed -n "s/.*$2=\([^ ]*\).*/\1/p" "$W/$1.res"; }
+# agent_times SERIAL: the agent's milestones as "start->quote X ms, ..." (bench/bench-unlock.sh)
+agent_times() {
+	tr -d '\r' <"$1" | awk '/tdcrypt-agent: timestamp event=/ {
+		for (i = 1; i <= NF; i++) { if ($i ~ /^event=/) ev = substr($i, 7); if ($i ~ /^since_start_ms=/) ms = substr($i, 16) }
+		if (!(ev in t)) t[ev] = ms + 0 }
+		END { printf "agent: quote %.0f ms, handshake %.0f ms, key %.0f ms, unlock %.0f ms, total %.0f ms",
+			t["quote"], t["connected"] - t["quote"], t["key"] - t["connected"], t["mapped"] - t["key"], t["mapped"] }'
+}
+
+# ---- preflight --------------------------------------------------------------------------------------
+BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || abort preflight "no build directory (--build DIR)"
+TD=$BUILD/cli/tdcrypt
+KBS=$BUILD/kbs/tdcrypt-kbs
+AGENT=$BUILD/agent/tdcrypt-agent
+W0=$(mktemp /tmp/tdcrypt-e2e-help.XXXXXX)
+trap 'rm -f "$W0"; cleanup' EXIT
+[ "$(id -u)" = 0 ] || abort preflight "needs root (debootstrap, mount + chroot, the root-only admin socket)"
+for b in "$TD" "$KBS" "$AGENT"; do [ -x "$b" ] || abort preflight "missing $b (build tdcrypt first)"; done
+for c in qemu-system-x86_64 qemu-img sgdisk debugfs cryptsetup openssl python3 /usr/bin/time; do
+	command -v "$c" >/dev/null || abort preflight "missing $c (scripts/e2e.sh installs it)"
+done
+"$TD" --help >"$W0" 2>&1 || true
+for v in launch "image encrypt" "sim init" "policy set" "secret audit"; do
+	grep -q "tdcrypt $v" "$W0" || abort preflight "$TD has no '$v' command"
+done
+W=$(mktemp -d /tmp/tdcrypt-e2e.XXXXXX)
+log "work dir $W, build $BUILD"
+
+# ---- 1. guest image (cached) -------------------------------------------------------------------------
+t=$(date +%s)
+GUEST=$("$HERE/build-guest.sh" 2>"$W/build-guest.log") ||
+	abort guest-image "build-guest.sh failed: $(tail -3 "$W/build-guest.log" | tr '\n' '|')"
+pass guest-image "$(basename "$GUEST"), $(($(date +%s) - t)) s"
+
+# ---- 2. simulator PKI + collateral, broker ------------------------------------------------------------
+"$TD" sim init "$W/sim" --days 7 >"$W/sim.log" 2>&1 || abort sim-init "$(tail -3 "$W/sim.log")"
+# The broker's TLS identity: a throwaway P-256 key; the agent pins its SPKI.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj /CN=tdcrypt-e2e-broker -keyout "$W/broker.key" -out "$W/broker.crt" 2>/dev/null ||
+	abort broker-cert "openssl req failed"
+PIN=$(openssl x509 -in "$W/broker.crt" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64)
+export TDCRYPT_KBS_SOCKET=$W/kbs.sock
+"$KBS" init --master-key "$W/master.key" --db "$W/kbs.db" >"$W/kbs-init.log" 2>&1 ||
+	abort broker-init "$(tail -3 "$W/kbs-init.log")"
+"$KBS" --listen 127.0.0.1:0 --cert "$W/broker.crt" --key "$W/broker.key" --db "$W/kbs.db" \
+	--master-key "$W/master.key" --collateral-dir "$W/sim/collateral" \
+	--admin-socket "$W/kbs.sock" --allow-simulator-root "$W/sim/sim-root.pem" \
+	</dev/null >"$W/kbs.log" 2>&1 &
+KBS_PID=$!
+PORT=""
+for _ in $(seq 100); do
+	PORT=$(kbs_events listening port 2>/dev/null | head -n1)
+	[ -n "$PORT" ] && [ -S "$W/kbs.sock" ] && break
+	kill -0 "$KBS_PID" 2>/dev/null || break
+	sleep 0.1
+done
+[ -n "$PORT" ] && [ -S "$W/kbs.sock" ] || abort broker-start "tdcrypt-kbs did not start: $(tail -3 "$W/kbs.log" | tr '\n' '|')"
+if grep -q "SIMULATOR ROOT" "$W/kbs.log" && [ -n "$(kbs_events simulator_trusted sim_root_sha256)" ]; then
+	pass broker-start "127.0.0.1:$PORT, simulator root announced"
+else
+	fail broker-start "no loud simulator-root warning in the broker log"
+fi
+
+# ---- 3. encrypt the guest -------------------------------------------------------------------------------
+SECRET=e2e-root
+ENC=$W/enc.raw
+/usr/bin/time -f '%e %M' -o "$W/encrypt.time" \
+	"$TD" image encrypt "$GUEST" "$ENC" --format raw --secret-id "$SECRET" \
+	--broker 10.0.2.100:50051 --broker-pin "$PIN" --register-admin-socket "$W/kbs.sock" \
+	--sim-dir "$W/sim" --agent "$AGENT" --guest-dir "$ROOT/guest" --timeout 60 --json \
+	>"$W/encrypt.json" 2>"$W/encrypt.log" ||
+	abort image-encrypt "$(tail -5 "$W/encrypt.log" | tr '\n' '|')"
+read -r ENC_S ENC_RSS <"$W/encrypt.time" || true
+pass image-encrypt "${ENC_S:-?} s (encrypt stage $(json "$W/encrypt.json" seconds.encrypt | cut -c1-5) s), peak RSS ${ENC_RSS:-?} KiB, $(du -m "$ENC" | cut -f1) MiB allocated"
+
+# Where /boot and the LUKS root are, from the --json summary.
+BOOT_OFF=$(json "$W/encrypt.json" partitions.boot.offset) && ROOT_OFF=$(json "$W/encrypt.json" partitions.root.offset) ||
+	abort image-layout "no boot/root offsets in the --json summary"
+debugfs -R "cat /grub/grub.cfg" "$ENC?offset=$BOOT_OFF" >"$W/grub.cfg" 2>/dev/null &&
+	grep -q '^[[:space:]]*linux' "$W/grub.cfg" || abort image-layout "no grub.cfg with a linux line on the clear /boot"
+if [ "$(dd if="$ENC" bs=1 skip="$ROOT_OFF" count=6 status=none | od -An -tx1 | tr -d ' \n')" = 4c554b53babe ]; then
+	pass image-layout "LUKS2 root at $ROOT_OFF, clear /boot at $BOOT_OFF"
+else
+	abort image-layout "no LUKS2 magic at the root partition"
+fi
+
+# ---- 4. policy: the sim TD's measurements + RTMR2 of the intended command line ---------------------------
+CMDLINE=$(cmdline_of "$W/grub.cfg")
+RTMR2=$(rtmr2_of "$CMDLINE")
+log "expected command line: $CMDLINE"
+log "expected RTMR2: $RTMR2"
+python3 -c 'import json, sys
+td = json.load(open(sys.argv[1]))
+p = {"version": 1, "allow_simulator": True, "rtmr2": [sys.argv[2]]}
+for k in ("mrtd", "rtmr0", "rtmr1", "rtmr3", "mrconfigid", "mrowner", "mrownerconfig", "xfam"):
+    if k in td:
+        p[k] = [td[k]]
+print(json.dumps(p, indent=1))' "$W/sim/td.json" "$RTMR2" >"$W/policy.json" ||
+	abort policy "cannot build the policy from td.json"
+"$TD" policy set "$SECRET" "$W/policy.json" >"$W/policy.log" 2>&1 ||
+	abort policy "$(tail -3 "$W/policy.log" | tr '\n' '|')"
+pass policy "MRTD, RTMR0-3, XFAM, config IDs pinned; RTMR2 $(echo "$RTMR2" | cut -c1-16)..."
+
+# The launcher's isolation, on the exact command line the boots use.
+"$TD" launch --no-tdx --snapshot --image "$ENC" --broker-forward "127.0.0.1:$PORT" \
+	--serial-log "$W/x.serial" --print >"$W/launch.txt" 2>&1
+check launch-isolation "$(cat "$W/launch.txt")" sh -c "grep -q 'user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:50051-cmd:[^ ]*/tdcrypt forward 127.0.0.1:$PORT' '$W/launch.txt' &&
+	grep -q -- '-accel tcg ' '$W/launch.txt' && ! grep -qE 'hostfwd|accel kvm|enable-kvm|-monitor [^n]|-qmp|-vnc|-gdb' '$W/launch.txt' && [ \$(grep -o guestfwd= '$W/launch.txt' | wc -l) = 1 ]"
+
+# ---- 5. happy path ----------------------------------------------------------------------------------------
+if want happy; then
+	log "boot: happy path (timeout ${BOOT_TIMEOUT}s)"
+	audit_snap pre-happy
+	boot happy "$ENC" "$BOOT_TIMEOUT"
+	audit_snap post-happy
+	audit_new pre-happy post-happy >"$W/audit-happy.txt"
+	S=$W/happy.serial
+	if [ "$(res happy marker)" != - ]; then
+		pass happy-marker "after $(res happy marker) s: $(grep -a -m1 -o 'TDCRYPT-GUEST-UP.*' "$S" | tr -d '\r')"
+	else
+		fail happy-marker "no marker ($(res happy exit)); last serial lines: $(tail_serial "$S")"
+	fi
+	check happy-root-decrypted "the marker does not show root=/dev/mapper/..." grep -qa 'TDCRYPT-GUEST-UP root=/dev/mapper/' "$S"
+	if grep -qa 'tdcrypt-agent: .* unlocked as /dev/mapper/' "$S"; then
+		pass happy-agent-unlocked "$(agent_times "$S")"
+	else
+		fail happy-agent-unlocked "no 'unlocked as /dev/mapper' from the agent: $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')"
+	fi
+	check happy-poweroff "the guest did not power off by itself ($(res happy exit))" test "$(res happy exit)" = poweroff
+	check happy-no-shell "a prompt appeared" no_shell "$S"
+	check happy-audit-released "no 'released' audit record: $(cut -c1-200 "$W/audit-happy.txt" | tr '\n' '|')" \
+		grep -q '^released' "$W/audit-happy.txt"
+fi
+
+# ---- 6. refused boots, in parallel ---------------------------------------------------------------------------
+# (a) a changed kernel command line: one harmless token appended in grub.cfg of a copy
+mk_cmdline_copy() {
+	local fs="$W/cmdline.raw?offset=$BOOT_OFF"
+	cp --sparse=always "$ENC" "$W/cmdline.raw" &&
+		sed 's/^\([[:space:]]*linux[[:space:]].*\)$/\1 tdcrypt.e2e=tampered/' "$W/grub.cfg" >"$W/grub-tampered.cfg" &&
+		debugfs -w -R "rm /grub/grub.cfg" "$fs" >/dev/null 2>&1 &&
+		debugfs -w -R "write $W/grub-tampered.cfg /grub/grub.cfg" "$fs" >/dev/null 2>&1 &&
+		debugfs -R "cat /grub/grub.cfg" "$fs" 2>/dev/null | grep -q 'tdcrypt.e2e=tampered'
+}
+# (b) a tampered LUKS2 header: a foreign token imported with cryptsetup (checksums stay valid,
+#     so only the agent's pinned header digest and structure rules can catch it)
+mk_header_copy() {
+	cp --sparse=always "$ENC" "$W/header.raw" &&
+		dd if="$W/header.raw" of="$W/hdr.img" bs=1M count=16 iflag=skip_bytes skip="$ROOT_OFF" status=none &&
+		echo '{"type":"e2e-foreign","keyslots":[]}' >"$W/token.json" &&
+		cryptsetup token import --batch-mode --json-file "$W/token.json" "$W/hdr.img" >"$W/token.log" 2>&1 &&
+		cryptsetup luksDump "$W/hdr.img" 2>/dev/null | grep -q e2e-foreign &&
+		dd if="$W/hdr.img" of="$W/header.raw" bs=1M oflag=seek_bytes seek="$ROOT_OFF" conv=notrunc status=none
+}
+NEG=()
+if want cmdline; then
+	if mk_cmdline_copy; then NEG+=(cmdline); else fail cmdline-setup "cannot edit grub.cfg in a copy"; fi
+fi
+if want header; then
+	if mk_header_copy; then NEG+=(header); else fail header-setup "cannot add a token: $(tail -2 "$W/token.log" 2>/dev/null)"; fi
+fi
+if [ ${#NEG[@]} -gt 0 ]; then
+	log "boots: ${NEG[*]} (parallel, timeout ${NEG_TIMEOUT}s)"
+	audit_snap pre-neg
+	pids=()
+	for n in "${NEG[@]}"; do
+		(trap - INT TERM EXIT; BOOT_CPUS=1 boot "$n" "$W/$n.raw" "$NEG_TIMEOUT") &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	audit_snap post-neg
+	audit_new pre-neg post-neg >"$W/audit-neg.txt"
+fi
+if [[ " ${NEG[*]} " == *" cmdline "* ]]; then
+	S=$W/cmdline.serial
+	check cmdline-no-marker "the guest reached userspace" test "$(res cmdline marker)" = -
+	check cmdline-audit-denied-rtmr2 "no denied audit record naming rtmr2: $(cut -c1-300 "$W/audit-neg.txt" | tr '\n' '|')" \
+		grep -qiE '^denied.*rtmr2' "$W/audit-neg.txt"
+	check cmdline-agent-denied "the agent did not report 'denied': $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')" \
+		grep -qa 'tdcrypt-agent: denied' "$S"
+	check cmdline-poweroff "the guest did not power off by itself ($(res cmdline exit))" test "$(res cmdline exit)" = poweroff
+	check cmdline-no-shell "a prompt appeared" no_shell "$S"
+fi
+if [[ " ${NEG[*]} " == *" header "* ]]; then
+	S=$W/header.serial
+	check header-no-marker "the guest reached userspace" test "$(res header marker)" = -
+	check header-agent-refused "the agent did not report bad-header: $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')" \
+		grep -qa 'tdcrypt-agent: bad-header' "$S"
+	check header-no-quote "the agent went on to quote or connect" sh -c "! grep -qaE 'event=(quote|connected)' '$S'"
+	# the only new audit record may be the parallel cmdline run's denial
+	check header-no-key-request "unexpected audit records: $(cut -c1-300 "$W/audit-neg.txt" | tr '\n' '|')" \
+		test "$(grep -vciE '^denied.*rtmr2' "$W/audit-neg.txt")" = 0
+	check header-poweroff "the guest did not power off by itself ($(res header exit))" test "$(res header exit)" = poweroff
+	check header-no-shell "a prompt appeared" no_shell "$S"
+fi
+
+finish
+[ "$NFAIL" = 0 ]

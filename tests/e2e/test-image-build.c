@@ -1,0 +1,647 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Tests of `tdcrypt image encrypt`'s library path (tdc_image_build) on a tiny synthetic GPT disk:
+ * ESP (FAT, mtools) + ext4 root (mke2fs -d with a fake /etc/os-release and /boot), built without
+ * debootstrap or root. The layout-only mode (no_guest) is exercised: 3 partitions, ESP bytes
+ * identical, /boot content, LUKS2 header valid and digest as recorded, keyslot opens with the
+ * key, decrypted root passes e2fsck; error cases leave no OUT and no temp dir. Also the GPT and
+ * os-release parsers, check by check. Skipped when e2fsprogs/mtools/dosfstools/gdisk/qemu-img
+ * are missing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libcryptsetup.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "image/distro.h"
+#include "image/encrypt.h"
+#include "image/gpt.h"
+#include "image/xts.h"
+#include "tdcrypt/image.h"
+#include "util/util.h"
+
+extern char **environ;
+
+#define MIB (1024u * 1024u)
+#define ESP_MIB 33u
+#define ROOT_MIB 48u
+
+struct fix {
+	char dir[64];
+	char disk[128], out[160], tree[128];
+	uint8_t secret[32];
+	uint8_t esp_sha[32];
+};
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	pid_t pid;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	if (posix_spawnp(&pid, "sh", NULL, NULL, argv, environ) != 0)
+		return -1;
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool have_tools(void)
+{
+	return sh("PATH=$PATH:/usr/sbin:/sbin; for t in mke2fs debugfs dumpe2fs e2fsck mkfs.vfat "
+		  "mcopy mmd sgdisk qemu-img dd; do command -v $t >/dev/null || exit 1; done") == 0;
+}
+
+static void sha256(const void *p, size_t n, uint8_t out[32])
+{
+	unsigned int len = 0;
+
+	assert_int_equal(EVP_Digest(p, n, out, &len, EVP_sha256(), NULL), 1);
+}
+
+static void file_sha(const char *path, uint64_t off, uint64_t len, uint8_t out[32])
+{
+	uint8_t *buf = malloc(len);
+	int fd = open(path, O_RDONLY);
+
+	assert_non_null(buf);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+	sha256(buf, len, out);
+	close(fd);
+	free(buf);
+}
+
+/* Synthetic disk: GPT (sgdisk), ESP with a random BOOTX64.EFI, ext4 root from a tree. */
+static void make_disk(struct fix *f, const char *os_release, bool with_esp, bool ext4_root)
+{
+	char esp[160], root[160];
+
+	snprintf(esp, sizeof(esp), "%s/esp.img", f->dir);
+	snprintf(root, sizeof(root), "%s/root.img", f->dir);
+	assert_int_equal(sh("set -e; cd %s; rm -rf tree; mkdir -p tree/etc tree/boot/grub "
+			    "tree/usr/lib tree/boot/efi; printf '%%s' '%s' > tree/usr/lib/os-release; "
+			    "ln -s ../usr/lib/os-release tree/etc/os-release; "
+			    "echo 'linux /vmlinuz root=UUID=1 ro' > tree/boot/grub/grub.cfg; "
+			    "head -c 200000 /dev/urandom > tree/boot/vmlinuz-6.1.0-test; "
+			    "head -c 100000 /dev/urandom > tree/boot/initrd.img-6.1.0-test; "
+			    "echo guest > tree/etc/hostname",
+			    f->dir, os_release), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; cd %s; rm -f root.img; "
+			    "if [ %d = 1 ]; then mke2fs -q -t ext4 -b 4096 -d tree root.img %uM; "
+			    "else head -c %uM /dev/zero > root.img; fi; rm -f esp.img; "
+			    "truncate -s %uM esp.img; mkfs.vfat -F 32 esp.img >/dev/null; "
+			    "head -c 50000 /dev/urandom > efi.bin; export MTOOLS_SKIP_CHECK=1; "
+			    "mmd -i esp.img ::/EFI ::/EFI/BOOT; "
+			    "mcopy -i esp.img efi.bin ::/EFI/BOOT/BOOTX64.EFI; rm -f disk.raw; "
+			    "truncate -s %uM disk.raw; "
+			    "sgdisk --new=1:2048:+%uM -t 1:%s --new=2:0:+%uM -t 2:8304 disk.raw "
+			    ">/dev/null; "
+			    "dd if=esp.img of=disk.raw bs=1M seek=1 conv=notrunc,sparse status=none; "
+			    "dd if=root.img of=disk.raw bs=1M seek=%u conv=notrunc,sparse status=none",
+			    f->dir, ext4_root, ROOT_MIB, ROOT_MIB, ESP_MIB,
+			    1 + ESP_MIB + ROOT_MIB + 1, ESP_MIB, with_esp ? "EF00" : "8300",
+			    ROOT_MIB, 1 + ESP_MIB), 0);
+	file_sha(f->disk, MIB, ESP_MIB * MIB, f->esp_sha);
+}
+
+static const char DEBIAN[] = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian\"\n"
+			     "VERSION_ID=\"12\"\nID=debian\n";
+
+static int setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tdc-imgbuild-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->disk, sizeof(f->disk), "%s/disk.raw", f->dir);
+	snprintf(f->out, sizeof(f->out), "%s/out.img", f->dir);
+	if (RAND_bytes(f->secret, sizeof(f->secret)) != 1)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+
+	sh("rm -rf %s", f->dir);
+	free(f);
+	return 0;
+}
+
+static void base_opts(struct fix *f, struct tdc_image_build_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->in = f->disk;
+	o->out = f->out;
+	o->out_format = "raw";
+	o->secret = f->secret;
+	o->secret_len = sizeof(f->secret);
+	o->no_guest = true;
+	o->boot_mib = 64;
+}
+
+/* No OUT, and no OUT.tmp-* left next to it. */
+static void assert_no_output(struct fix *f)
+{
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+
+	assert_int_equal(access(f->out, F_OK), -1);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		assert_null(strstr(de->d_name, "out.img.tmp-"));
+	closedir(d);
+}
+
+static void progress_cb(void *arg, const char *stage, uint64_t done, uint64_t total)
+{
+	unsigned *n = arg;
+
+	assert_non_null(stage);
+	assert_true(done <= total || total == 0);
+	(*n)++;
+}
+
+/* Copies [off, off+len) of src into a new file. */
+static void extract(const char *src, uint64_t off, uint64_t len, const char *dst)
+{
+	assert_int_equal(sh("dd if=%s of=%s bs=1M skip=%llu count=%llu iflag=skip_bytes,count_bytes "
+			    "conv=sparse status=none",
+			    src, dst, (unsigned long long)off, (unsigned long long)len), 0);
+}
+
+static void test_build_layout(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+	struct tdc_gpt g;
+	unsigned calls = 0;
+	char p2[192], p3[192], plain[192], vk[64];
+	uint8_t d[32], hdr[2 * TDC_IMAGE_LUKS_HDR_SIZE];
+	size_t vklen = sizeof(vk);
+	struct crypt_device *cd = NULL;
+	struct stat st;
+	int fd;
+
+	if (!have_tools())
+		skip();
+	make_disk(f, DEBIAN, true, true);
+	base_opts(f, &o);
+	o.progress = progress_cb;
+	o.progress_arg = &calls;
+	assert_int_equal(tdc_image_build(&o, &r, &e), 0);
+	assert_true(calls >= 4);
+	assert_string_equal(r.distro_id, "debian");
+	assert_string_equal(r.family, "debian");
+	assert_string_equal(r.in_format, "raw");
+	assert_string_equal(r.out_format, "raw");
+	assert_false(r.guest_modified);
+	assert_int_equal(r.root_fs_blocks, ROOT_MIB * 256);
+	assert_true(r.root_used_blocks > 0 && r.root_used_blocks < r.root_fs_blocks);
+	assert_int_equal(stat(f->out, &st), 0);
+	assert_int_equal(r.out_size, (uint64_t)st.st_size);
+	assert_true((uint64_t)st.st_blocks * 512 < 32 * MIB); /* sparse */
+	{
+		DIR *dd = opendir(f->dir);
+		struct dirent *de;
+
+		while ((de = readdir(dd)))
+			assert_null(strstr(de->d_name, ".tmp-"));
+		closedir(dd);
+	}
+
+	/* 3 partitions: ESP (same bytes, same GUID), Linux fs, LUKS */
+	fd = open(f->out, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(tdc_gpt_read_fd(fd, (uint64_t)st.st_size, &g, &e), 0);
+	close(fd);
+	assert_int_equal(g.n, 3);
+	assert_true(tdc_guid_equal(g.parts[0].type, TDC_GPT_TYPE_ESP));
+	assert_true(tdc_guid_equal(g.parts[1].type, TDC_GPT_TYPE_LINUX_FS));
+	assert_true(tdc_guid_equal(g.parts[2].type, TDC_GPT_TYPE_LUKS));
+	assert_string_equal(r.esp.guid, r.in_esp.guid);
+	assert_int_equal(r.esp.size, ESP_MIB * MIB);
+	file_sha(f->out, r.esp.offset, r.esp.size, d);
+	assert_memory_equal(d, f->esp_sha, 32);
+	assert_int_equal(r.boot.size, 64 * MIB);
+	assert_int_equal(r.root.size, TDC_IMAGE_DATA_OFFSET + ROOT_MIB * MIB);
+
+	/* /boot: content, the boot -> . link, and the root's old fs UUID */
+	snprintf(p2, sizeof(p2), "%s/p2", f->dir);
+	extract(f->out, r.boot.offset, r.boot.size, p2);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; debugfs -R 'ls -l /' %s 2>/dev/null | "
+			    "grep -q vmlinuz-6.1.0-test", p2), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; debugfs -R 'cat /grub/grub.cfg' %s "
+			    "2>/dev/null | grep -q 'linux /vmlinuz'", p2), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; debugfs -R 'stat /boot' %s 2>/dev/null | "
+			    "grep -q 'Fast link dest: \"\\.\"'", p2), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; dumpe2fs -h %s 2>/dev/null | "
+			    "grep -q 'UUID: *%s'", p2, r.boot_fs_uuid), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; e2fsck -fn %s >/dev/null 2>&1", p2), 0);
+
+	/* LUKS2: header digest as recorded, keyslot opens with the secret (check only) */
+	snprintf(p3, sizeof(p3), "%s/p3", f->dir);
+	extract(f->out, r.root.offset, r.root.size, p3);
+	fd = open(p3, O_RDONLY);
+	assert_int_equal(pread(fd, hdr, sizeof(hdr), 0), (ssize_t)sizeof(hdr));
+	close(fd);
+	sha256(hdr, sizeof(hdr), d);
+	assert_memory_equal(d, r.header_sha256, 32);
+	assert_int_equal(crypt_init(&cd, p3), 0);
+	assert_int_equal(crypt_load(cd, CRYPT_LUKS2, NULL), 0);
+	assert_string_equal(crypt_get_uuid(cd), r.luks_uuid);
+	assert_int_equal(crypt_get_sector_size(cd), 4096);
+	assert_int_equal(crypt_activate_by_passphrase(cd, NULL, 0, (const char *)f->secret,
+						      sizeof(f->secret), 0), 0);
+	f->secret[0] ^= 1;
+	assert_true(crypt_activate_by_passphrase(cd, NULL, 0, (const char *)f->secret,
+						 sizeof(f->secret), 0) < 0);
+	f->secret[0] ^= 1;
+	assert_int_equal(crypt_volume_key_get(cd, 0, vk, &vklen, (const char *)f->secret,
+					      sizeof(f->secret)), 0);
+	crypt_free(cd);
+
+	/* the decrypted data segment is a clean ext4 with the new UUID and the guest's files */
+	struct tdc_xts *x = NULL;
+	uint8_t *buf = malloc(MIB);
+	int in = open(p3, O_RDONLY), out;
+
+	snprintf(plain, sizeof(plain), "%s/plain", f->dir);
+	out = open(plain, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(in >= 0 && out >= 0 && buf);
+	assert_int_equal(tdc_xts_new(&x, (const uint8_t *)vk, NULL), 0);
+	for (uint64_t off = 0; off < ROOT_MIB * MIB; off += MIB) {
+		assert_int_equal(pread(in, buf, MIB, (off_t)(TDC_IMAGE_DATA_OFFSET + off)), MIB);
+		assert_int_equal(tdc_xts_decrypt(x, buf, MIB / 4096, off / 4096, NULL), 0);
+		assert_int_equal(pwrite(out, buf, MIB, (off_t)off), MIB);
+	}
+	tdc_xts_free(x);
+	free(buf);
+	close(in);
+	close(out);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; e2fsck -fn %s >/dev/null 2>&1", plain), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; debugfs -R 'cat /etc/hostname' %s "
+			    "2>/dev/null | grep -q guest", plain), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; dumpe2fs -h %s 2>/dev/null | "
+			    "grep -q 'UUID: *%s'", plain, r.root_fs_uuid), 0);
+	assert_string_not_equal(r.root_fs_uuid, r.boot_fs_uuid);
+}
+
+static void test_build_qcow2(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+	char q[160];
+
+	if (!have_tools())
+		skip();
+	make_disk(f, DEBIAN, true, true);
+	snprintf(q, sizeof(q), "%s/disk.qcow2", f->dir);
+	assert_int_equal(sh("qemu-img convert -f raw -O qcow2 %s %s", f->disk, q), 0);
+	base_opts(f, &o);
+	o.in = q;
+	o.out_format = NULL; /* as the input */
+	assert_int_equal(tdc_image_build(&o, &r, &e), 0);
+	assert_string_equal(r.in_format, "qcow2");
+	assert_string_equal(r.out_format, "qcow2");
+	assert_int_equal(sh("qemu-img info %s | grep -q 'file format: qcow2'", f->out), 0);
+}
+
+static void expect_fail(struct fix *f, struct tdc_image_build_opts *o, int code,
+			const char *reason_part)
+{
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+
+	assert_int_equal(tdc_image_build(o, &r, &e), code);
+	assert_non_null(e.reason);
+	if (reason_part && !strstr(e.reason, reason_part))
+		fail_msg("reason '%s' lacks '%s'", e.reason, reason_part);
+	assert_no_output(f);
+}
+
+static void test_build_errors(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+
+	if (!have_tools())
+		skip();
+	base_opts(f, &o);
+
+	/* not a disk image */
+	assert_int_equal(sh("head -c 4M /dev/urandom > %s", f->disk), 0);
+	expect_fail(f, &o, TDC_E_FORMAT, "not a disk image");
+	/* missing input */
+	o.in = "/nonexistent/disk.raw";
+	expect_fail(f, &o, TDC_E_IO, "cannot read input");
+	o.in = f->disk;
+	/* unknown distribution */
+	make_disk(f, "ID=plan9\nID_LIKE=\"bell-labs\"\n", true, true);
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "unknown distribution");
+	/* no ESP */
+	make_disk(f, DEBIAN, false, true);
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "no EFI system partition");
+	/* no root: the Linux partition is not ext4 */
+	make_disk(f, DEBIAN, true, false);
+	expect_fail(f, &o, TDC_E_FORMAT, "no root partition");
+	/* bad secret, bad format */
+	make_disk(f, DEBIAN, true, true);
+	o.secret_len = 31;
+	expect_fail(f, &o, TDC_E_USAGE, "secret");
+	o.secret_len = sizeof(f->secret);
+	o.out_format = "vmdk";
+	expect_fail(f, &o, TDC_E_USAGE, "output format");
+	o.out_format = "raw";
+	/* the guest path needs a secret ID, brokers, pins */
+	o.no_guest = false;
+	expect_fail(f, &o, TDC_E_USAGE, "secret ID");
+	o.no_guest = true;
+	/* /boot larger than the partition: too small */
+	o.boot_mib = 16;
+	assert_int_equal(sh("set -e; cd %s; head -c 20M /dev/urandom > tree/boot/big; "
+			    "PATH=$PATH:/usr/sbin:/sbin mke2fs -q -F -t ext4 -b 4096 -d tree root.img "
+			    "%uM; dd if=root.img of=disk.raw bs=1M seek=%u conv=notrunc,sparse "
+			    "status=none", f->dir, ROOT_MIB, 1 + ESP_MIB), 0);
+	expect_fail(f, &o, TDC_E_LIMIT, "too small");
+}
+
+static int refuse_commit(void *arg, const struct tdc_image_build_result *r, struct tdc_error *e)
+{
+	(void)r;
+	(*(unsigned *)arg)++;
+	return TDC_FAIL(e, TDC_E_POLICY, "broker refused the key");
+}
+
+static void test_build_out_untouched(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	unsigned commits = 0;
+	uint8_t d[32], want[32];
+
+	if (!have_tools())
+		skip();
+	make_disk(f, DEBIAN, true, true);
+	base_opts(f, &o);
+	/* an existing OUT is never overwritten */
+	assert_int_equal(sh("echo precious > %s", f->out), 0);
+	file_sha(f->out, 0, 9, want);
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+
+	assert_int_equal(tdc_image_build(&o, &r, &e), TDC_E_USAGE);
+	file_sha(f->out, 0, 9, d);
+	assert_memory_equal(d, want, 32);
+	unlink(f->out);
+	/* a refused commit (key registration) aborts after all the work: no OUT */
+	o.commit = refuse_commit;
+	o.commit_arg = &commits;
+	expect_fail(f, &o, TDC_E_POLICY, "broker refused");
+	assert_int_equal(commits, 1);
+}
+
+/* ---- GPT parser, check by check ---- */
+
+static uint8_t *gpt_disk(size_t *len, struct tdc_gpt *g)
+{
+	/* write a table with our writer into a 4 MiB memory file, return its prefix */
+	char path[] = "/tmp/tdc-gpt-XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t *buf = malloc(TDC_GPT_PREFIX);
+
+	assert_true(fd >= 0 && buf);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, 4 * MIB), 0);
+	memset(g, 0, sizeof(*g));
+	g->n = 2;
+	memcpy(g->parts[0].type, TDC_GPT_TYPE_ESP, 16);
+	g->parts[0].first_lba = 2048;
+	g->parts[0].last_lba = 4095;
+	snprintf(g->parts[0].name, sizeof(g->parts[0].name), "esp");
+	memcpy(g->parts[1].type, TDC_GPT_TYPE_LINUX_FS, 16);
+	g->parts[1].first_lba = 4096;
+	g->parts[1].last_lba = 6143;
+	assert_int_equal(tdc_guid_random(g->parts[1].guid, NULL), 0);
+	assert_int_equal(tdc_gpt_write_fd(fd, 4 * MIB, g, NULL), 0);
+	*len = 2 * 512 + 128 * 128;
+	assert_int_equal(pread(fd, buf, *len, 0), (ssize_t)*len);
+	close(fd);
+	return buf;
+}
+
+static void fix_header_crc(uint8_t *buf)
+{
+	uint32_t c;
+
+	memset(buf + 512 + 16, 0, 4);
+	c = tdc_crc32(buf + 512, 92);
+	for (int i = 0; i < 4; i++)
+		buf[512 + 16 + i] = (uint8_t)(c >> (8 * i));
+}
+
+static void test_gpt_parse(void **state)
+{
+	struct tdc_gpt w, g;
+	struct tdc_error e;
+	size_t len;
+	uint8_t *buf = gpt_disk(&len, &w);
+	char s[37];
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(tdc_gpt_parse(buf, len, 4 * MIB, &g, &e), 0);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.parts[0].index, 1);
+	assert_string_equal(g.parts[0].name, "esp");
+	assert_int_equal(g.parts[1].first_lba, 4096);
+	assert_memory_equal(g.parts[1].guid, w.parts[1].guid, 16);
+	assert_string_equal(tdc_guid_format(TDC_GPT_TYPE_ESP, s),
+			    "c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
+	uint8_t back[16];
+	assert_int_equal(tdc_guid_parse(s, back), 0);
+	assert_memory_equal(back, TDC_GPT_TYPE_ESP, 16);
+	assert_int_equal(tdc_guid_parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93z", back), TDC_E_FORMAT);
+
+#define EXPECT(code, off)                                                           \
+	do {                                                                        \
+		memset(&e, 0, sizeof(e));                                           \
+		assert_int_equal(tdc_gpt_parse(bad, len, 4 * MIB, &g, &e), code);   \
+		if ((off) != TDC_NO_OFFSET)                                         \
+			assert_int_equal(e.offset, (size_t)(off));                  \
+	} while (0)
+	uint8_t *bad = malloc(len);
+
+	/* no MBR signature */
+	memcpy(bad, buf, len);
+	bad[510] = 0;
+	EXPECT(TDC_E_FORMAT, 510);
+	/* MBR without a protective partition */
+	memcpy(bad, buf, len);
+	bad[446 + 4] = 0x83;
+	EXPECT(TDC_E_FORMAT, 446);
+	/* header signature */
+	memcpy(bad, buf, len);
+	bad[512] = 'X';
+	EXPECT(TDC_E_FORMAT, 512);
+	/* header CRC */
+	memcpy(bad, buf, len);
+	bad[512 + 40] ^= 1;
+	EXPECT(TDC_E_FORMAT, 528);
+	/* header size */
+	memcpy(bad, buf, len);
+	bad[512 + 12] = 10;
+	fix_header_crc(bad);
+	EXPECT(TDC_E_FORMAT, 524);
+	/* my_lba */
+	memcpy(bad, buf, len);
+	bad[512 + 24] = 2;
+	fix_header_crc(bad);
+	EXPECT(TDC_E_FORMAT, 536);
+	/* last usable beyond the disk */
+	memcpy(bad, buf, len);
+	bad[512 + 48 + 3] = 0x10;
+	fix_header_crc(bad);
+	EXPECT(TDC_E_FORMAT, 552);
+	/* entry count over the cap */
+	memcpy(bad, buf, len);
+	bad[512 + 80] = 0;
+	bad[512 + 81] = 0x10; /* 4096 entries */
+	fix_header_crc(bad);
+	EXPECT(TDC_E_LIMIT, TDC_NO_OFFSET);
+	/* entry size not a power of two */
+	memcpy(bad, buf, len);
+	bad[512 + 84] = 200;
+	fix_header_crc(bad);
+	EXPECT(TDC_E_FORMAT, 596);
+	/* entry array elsewhere */
+	memcpy(bad, buf, len);
+	bad[512 + 72] = 100;
+	fix_header_crc(bad);
+	EXPECT(TDC_E_FORMAT, 584);
+	/* entry array CRC */
+	memcpy(bad, buf, len);
+	bad[1024 + 40] ^= 1;
+	EXPECT(TDC_E_FORMAT, 1024);
+	/* partition beyond the usable area (array CRC fixed up) */
+	uint32_t c;
+
+	memcpy(bad, buf, len);
+	bad[1024 + 128 + 40 + 3] = 0x01; /* partition 2 last LBA += 2^24 */
+	c = tdc_crc32(bad + 1024, 128 * 128);
+	for (int i = 0; i < 4; i++)
+		bad[512 + 88 + i] = (uint8_t)(c >> (8 * i));
+	fix_header_crc(bad);
+	EXPECT(TDC_E_FORMAT, 1024 + 128);
+	/* overlapping partitions */
+	memcpy(bad, buf, len);
+	bad[1024 + 128 + 32] = 0x00;
+	bad[1024 + 128 + 33] = 0x0f; /* partition 2 starts at 3840, inside partition 1 */
+	c = tdc_crc32(bad + 1024, 128 * 128);
+	for (int i = 0; i < 4; i++)
+		bad[512 + 88 + i] = (uint8_t)(c >> (8 * i));
+	fix_header_crc(bad);
+	EXPECT(TDC_E_FORMAT, 1024 + 128);
+	/* truncated prefix: entry array not inside the buffer */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(tdc_gpt_parse(buf, 1024 + 100, 4 * MIB, &g, &e), TDC_E_FORMAT);
+	/* too small to be a disk */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(tdc_gpt_parse(buf, len, 1024, &g, &e), TDC_E_FORMAT);
+#undef EXPECT
+	free(bad);
+	free(buf);
+}
+
+static void test_gpt_4k(void **state)
+{
+	/* a 4096-byte-sector GPT: PMBR at 0, header at 4096 */
+	uint8_t *buf = calloc(1, 8192 + 512);
+	struct tdc_gpt g;
+	struct tdc_error e = { 0 };
+
+	(void)state;
+	buf[510] = 0x55;
+	buf[511] = 0xaa;
+	buf[446 + 4] = 0xee;
+	memcpy(buf + 4096, "EFI PART", 8);
+	assert_int_equal(tdc_gpt_parse(buf, 8192 + 512, 4 * MIB, &g, &e), TDC_E_UNSUPPORTED);
+	free(buf);
+}
+
+static void test_os_release(void **state)
+{
+	struct tdc_os_release o;
+	struct tdc_error e = { 0 };
+	static const char ubuntu[] = "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.04\"\n";
+	static const char rocky[] = "ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"";
+	static const char mint[] = "ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n";
+	static const char odd[] = "# comment\nnoequals\nID='plan9'\n\n";
+
+	(void)state;
+	assert_int_equal(tdc_os_release_parse((const uint8_t *)DEBIAN, strlen(DEBIAN), &o, &e), 0);
+	assert_string_equal(o.id, "debian");
+	assert_string_equal(o.version_id, "12");
+	assert_string_equal(o.pretty_name, "Debian GNU/Linux 12 (bookworm)");
+	assert_int_equal(o.family, TDC_FAMILY_DEBIAN);
+	assert_int_equal(tdc_os_release_parse((const uint8_t *)ubuntu, strlen(ubuntu), &o, &e), 0);
+	assert_int_equal(o.family, TDC_FAMILY_DEBIAN);
+	assert_int_equal(tdc_os_release_parse((const uint8_t *)rocky, strlen(rocky), &o, &e), 0);
+	assert_string_equal(o.id, "rocky");
+	assert_string_equal(o.version_id, "9.4");
+	assert_int_equal(o.family, TDC_FAMILY_RHEL);
+	assert_int_equal(tdc_os_release_parse((const uint8_t *)mint, strlen(mint), &o, &e), 0);
+	assert_int_equal(o.family, TDC_FAMILY_DEBIAN);
+	assert_int_equal(tdc_os_release_parse((const uint8_t *)odd, strlen(odd), &o, &e), 0);
+	assert_string_equal(o.id, "plan9");
+	assert_int_equal(o.family, TDC_FAMILY_UNKNOWN);
+	assert_string_equal(tdc_distro_family_name(o.family), "unknown");
+	uint8_t *big = calloc(1, TDC_MAX_OS_RELEASE + 1);
+
+	assert_int_equal(tdc_os_release_parse(big, TDC_MAX_OS_RELEASE + 1, &o, &e), TDC_E_LIMIT);
+	free(big);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_gpt_parse),
+		cmocka_unit_test(test_gpt_4k),
+		cmocka_unit_test(test_os_release),
+		cmocka_unit_test_setup_teardown(test_build_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_qcow2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_out_untouched, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
