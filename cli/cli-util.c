@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "util/limits.h"
 #include "util/util.h"
@@ -154,3 +158,56 @@ int cli_read_quote(const char *path, uint8_t **out, size_t *len, struct tdc_erro
 	*len = n;
 	return 0;
 }
+
+int cli_parse_time(const char *s, int64_t *out, struct tdc_error *e)
+{
+	if (!s) {
+		*out = (int64_t)time(NULL);
+		return 0;
+	}
+	if (s[0] == '@') {
+		char *end;
+		errno = 0;
+		long long t = strtoll(s + 1, &end, 10);
+		if (errno || *end || end == s + 1)
+			return TDC_FAILF(e, TDC_E_USAGE, "bad --at time", "'%s'", s);
+		*out = t;
+		return 0;
+	}
+	return tdc_time_parse(s, out, "--at", e);
+}
+
+
+#define ROOT_FILE_MAX (64u * 1024u)
+
+int cli_read_root_der(const char *path, uint8_t **der, size_t *der_len, struct tdc_error *e)
+{
+	uint8_t *buf;
+	size_t n;
+	TDC_GUARD(tdc_file_read(path, ROOT_FILE_MAX, &buf, &n, e));
+	if (n > 0 && buf[0] == 0x30) { /* DER SEQUENCE */
+		*der = buf;
+		*der_len = n;
+		return 0;
+	}
+	BIO *bio = BIO_new_mem_buf(buf, (int)n);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	free(buf);
+	unsigned char *p = NULL;
+	int l = x ? i2d_X509(x, &p) : -1;
+	X509_free(x);
+	if (l <= 0)
+		return TDC_FAILF(e, TDC_E_FORMAT, "test root CA is neither DER nor PEM", "%s",
+				 path);
+	*der = malloc((size_t)l);
+	if (!*der) {
+		OPENSSL_free(p);
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	}
+	memcpy(*der, p, (size_t)l);
+	*der_len = (size_t)l;
+	OPENSSL_free(p);
+	return 0;
+}
+

@@ -46,5 +46,9 @@ void cli_print_error(const char *what, const struct tdc_error *e);
 /* Reads a quote file ('-' = stdin), binary or hex text (optional 0x prefix,
  * whitespace); returns the binary quote (free with free()). */
 int cli_read_quote(const char *path, uint8_t **out, size_t *len, struct tdc_error *e);
+/* --at: RFC 3339, or @UNIX seconds; NULL means now (the only wall-clock read). */
+int cli_parse_time(const char *s, int64_t *out, struct tdc_error *e);
+/* A root certificate file, DER or PEM, returned as DER (free with free()). */
+int cli_read_root_der(const char *path, uint8_t **der, size_t *der_len, struct tdc_error *e);
 /* Maps an error code to an exit code (format/io/usage -> BAD_INPUT, ...). */
 int cli_exit_for(int code);

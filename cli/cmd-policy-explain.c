@@ -24,7 +24,6 @@
 #include "util/limits.h"
 #include "util/util.h"
 
-#define ROOT_FILE_MAX (64u * 1024u)
 
 struct args {
 	const char *secret, *quote, *collateral, *policy, *sock, *at, *root;
@@ -102,56 +101,6 @@ static int parse_args(int argc, char **argv, struct args *a)
 		fprintf(stderr, "tdcrypt: policy explain: --policy and --socket exclude each other\n");
 		return -1;
 	}
-	return 0;
-}
-
-static int parse_time(const char *s, int64_t *out, struct tdc_error *e)
-{
-	if (!s) {
-		*out = (int64_t)time(NULL);
-		return 0;
-	}
-	if (s[0] == '@') {
-		char *end;
-		errno = 0;
-		long long t = strtoll(s + 1, &end, 10);
-		if (errno || *end || end == s + 1)
-			return TDC_FAILF(e, TDC_E_USAGE, "bad --at time", "'%s'", s);
-		*out = t;
-		return 0;
-	}
-	return tdc_time_parse(s, out, "--at", e);
-}
-
-/* A root certificate given as DER or PEM, returned as DER (malloc'd). */
-static int read_root(const char *path, uint8_t **der, size_t *der_len, struct tdc_error *e)
-{
-	uint8_t *buf;
-	size_t n;
-	TDC_GUARD(tdc_file_read(path, ROOT_FILE_MAX, &buf, &n, e));
-	if (n > 0 && buf[0] == 0x30) { /* DER SEQUENCE */
-		*der = buf;
-		*der_len = n;
-		return 0;
-	}
-	BIO *bio = BIO_new_mem_buf(buf, (int)n);
-	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	BIO_free(bio);
-	free(buf);
-	unsigned char *p = NULL;
-	int l = x ? i2d_X509(x, &p) : -1;
-	X509_free(x);
-	if (l <= 0)
-		return TDC_FAILF(e, TDC_E_FORMAT, "test root CA is neither DER nor PEM", "%s",
-				 path);
-	*der = malloc((size_t)l);
-	if (!*der) {
-		OPENSSL_free(p);
-		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	}
-	memcpy(*der, p, (size_t)l);
-	*der_len = (size_t)l;
-	OPENSSL_free(p);
 	return 0;
 }
 
@@ -298,7 +247,7 @@ int cmd_policy_explain(int argc, char **argv)
 	tdc_error_clear(&e);
 	if (parse_args(argc, argv, &a) < 0)
 		return TDC_EXIT_BAD_INPUT;
-	if (parse_time(a.at, &now, &e) < 0) {
+	if (cli_parse_time(a.at, &now, &e) < 0) {
 		cli_print_error("--at", &e);
 		return TDC_EXIT_BAD_INPUT;
 	}
@@ -314,7 +263,7 @@ int cmd_policy_explain(int argc, char **argv)
 		goto out;
 	}
 	if (a.root) {
-		if (read_root(a.root, &root, &root_len, &e) < 0) {
+		if (cli_read_root_der(a.root, &root, &root_len, &e) < 0) {
 			cli_print_error(a.root, &e);
 			exit_code = cli_exit_for(e.code);
 			goto out;

@@ -17,6 +17,7 @@
 
 #include "image/encrypt.h"
 #include "image/xts.h"
+#include "util/util.h"
 
 /* Blocks per read/encrypt/write run: 1 MiB. */
 #define RUN_BLOCKS 256u
@@ -32,37 +33,6 @@ static void cs_log(int level, const char *msg, void *arg)
 	}
 }
 
-static int full_pread(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ENODATA;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int full_pwrite(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
 
 static int open_fs(const char *src, uint64_t src_offset, ext2_filsys *fs, struct tdc_error *e)
 {
@@ -147,7 +117,7 @@ static int hash_header(int fd, uint8_t out[32], struct tdc_error *e)
 
 	if (!hdr)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	if (full_pread(fd, hdr, 2 * TDC_IMAGE_LUKS_HDR_SIZE, 0) < 0) {
+	if (tdc_pread_full(fd, hdr, 2 * TDC_IMAGE_LUKS_HDR_SIZE, 0) < 0) {
 		r = TDC_FAIL(e, TDC_E_IO, "cannot read back the LUKS2 header");
 		goto out;
 	}
@@ -200,7 +170,7 @@ static int encrypt_blocks(const struct tdc_image_fill_opts *o, ext2_filsys fs, i
 		if (ext2fs_find_first_zero_block_bitmap2(fs->block_map, start, last, &end))
 			end = last + 1;
 		n = end - start > RUN_BLOCKS ? RUN_BLOCKS : (size_t)(end - start);
-		r = full_pread(src, buf, n * TDC_XTS_SECTOR,
+		r = tdc_pread_full(src, buf, n * TDC_XTS_SECTOR,
 			       o->src_offset + (uint64_t)start * TDC_XTS_SECTOR);
 		if (r == -ENODATA)
 			return TDC_FAILF(e, TDC_E_FORMAT, "source is shorter than its filesystem",
@@ -208,7 +178,7 @@ static int encrypt_blocks(const struct tdc_image_fill_opts *o, ext2_filsys fs, i
 		if (r < 0)
 			return TDC_FAILF(e, TDC_E_IO, "read failed", "%s", strerror(-r));
 		TDC_GUARD(tdc_xts_encrypt(x, buf, n, start, e));
-		r = full_pwrite(out, buf, n * TDC_XTS_SECTOR,
+		r = tdc_pwrite_full(out, buf, n * TDC_XTS_SECTOR,
 				o->dst_offset + TDC_IMAGE_DATA_OFFSET +
 					(uint64_t)start * TDC_XTS_SECTOR);
 		if (r < 0)

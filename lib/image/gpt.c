@@ -10,6 +10,7 @@
 
 #include "image/gpt.h"
 #include "util/rd.h"
+#include "util/util.h"
 
 /* C12A7328-F81F-11D2-BA4B-00A0C93EC93B */
 const uint8_t TDC_GPT_TYPE_ESP[16] = { 0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11,
@@ -245,37 +246,6 @@ int tdc_gpt_parse(const uint8_t *buf, size_t len, uint64_t disk_size, struct tdc
 	return parse_entries(&arr, count, esize, g->first_usable, g->last_usable, g, e);
 }
 
-static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ENODATA;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
 
 int tdc_gpt_read_fd(int fd, uint64_t disk_size, struct tdc_gpt *g, struct tdc_error *e)
 {
@@ -285,7 +255,7 @@ int tdc_gpt_read_fd(int fd, uint64_t disk_size, struct tdc_gpt *g, struct tdc_er
 
 	if (!buf)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	r = read_full(fd, buf, len, 0);
+	r = tdc_pread_full(fd, buf, len, 0);
 	if (r < 0)
 		r = TDC_FAILF(e, TDC_E_IO, "cannot read the disk image", "%s", strerror(-r));
 	else
@@ -378,18 +348,18 @@ int tdc_gpt_write_fd(int fd, uint64_t disk_size, struct tdc_gpt *g, struct tdc_e
 	put_u32(mbr + 446 + 12, sectors - 1 > 0xffffffffu ? 0xffffffffu : (uint32_t)(sectors - 1));
 	mbr[510] = 0x55;
 	mbr[511] = 0xaa;
-	r = write_full(fd, mbr, sizeof(mbr), 0);
+	r = tdc_pwrite_full(fd, mbr, sizeof(mbr), 0);
 	make_header(hdr, g, 1, last, 2, crc);
 	if (r == 0)
-		r = write_full(fd, hdr, sizeof(hdr), TDC_GPT_SECTOR);
+		r = tdc_pwrite_full(fd, hdr, sizeof(hdr), TDC_GPT_SECTOR);
 	if (r == 0)
-		r = write_full(fd, arr, WRITE_ENTRIES * ENTRY_SIZE, 2 * TDC_GPT_SECTOR);
+		r = tdc_pwrite_full(fd, arr, WRITE_ENTRIES * ENTRY_SIZE, 2 * TDC_GPT_SECTOR);
 	make_header(hdr, g, last, 1, last - ARRAY_SECTORS, crc);
 	if (r == 0)
-		r = write_full(fd, arr, WRITE_ENTRIES * ENTRY_SIZE,
+		r = tdc_pwrite_full(fd, arr, WRITE_ENTRIES * ENTRY_SIZE,
 			       (last - ARRAY_SECTORS) * TDC_GPT_SECTOR);
 	if (r == 0)
-		r = write_full(fd, hdr, sizeof(hdr), last * TDC_GPT_SECTOR);
+		r = tdc_pwrite_full(fd, hdr, sizeof(hdr), last * TDC_GPT_SECTOR);
 	free(arr);
 	if (r < 0)
 		return TDC_FAILF(e, TDC_E_IO, "cannot write the partition table", "%s",

@@ -30,6 +30,11 @@ char *tdc_time_format(int64_t t, char *out, size_t len);
 int tdc_file_read(const char *path, size_t max, uint8_t **out, size_t *len,
 		  struct tdc_error *e) TDC_MUST_USE;
 
+/* pread/pwrite of exactly len bytes at off (retrying short transfers and EINTR).
+ * Return 0 or -errno (-ENODATA at end of file). */
+int tdc_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int tdc_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
 /* Constant-time comparison. */
 bool tdc_ct_equal(const void *a, const void *b, size_t n);
 /* True if all n bytes are zero. */
