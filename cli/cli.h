@@ -19,6 +19,8 @@ enum tdc_exit {
 
 int cmd_quote_show(int argc, char **argv);
 int cmd_quote_verify(int argc, char **argv);
+int cmd_launch(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 int cmd_sim_init(int argc, char **argv);
 int cmd_sim_quote(int argc, char **argv);
 int cmd_secret_add(int argc, char **argv);

@@ -33,6 +33,11 @@ static const struct {
 	{ "policy", "explain", cmd_policy_explain,
 	  "policy explain --secret ID QUOTE --collateral PATH [--policy FILE] [--at TIME] [--json]: "
 	  "every rule of the secret's policy against a quote, pass/fail" },
+	{ "launch", NULL, cmd_launch,
+	  "launch --image DISK [--tdx | --no-tdx] [--broker-forward [H:]P] [...]: run the guest "
+	  "under QEMU (TDX, or TCG for tests)" },
+	{ "forward", NULL, cmd_forward,
+	  "forward [HOST:]PORT: stdio <-> TCP relay that QEMU's guestfwd runs (silent)" },
 };
 
 static void usage(FILE *f)
@@ -53,6 +58,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].group) != 0)
 			continue;
+		if (!commands[i].verb) /* one-word command */
+			return commands[i].run(argc - 1, argv + 1);
 		if (argc >= 3 && !strcmp(argv[2], commands[i].verb))
 			return commands[i].run(argc - 2, argv + 2);
 	}

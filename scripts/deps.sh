@@ -8,8 +8,19 @@ BUILD_PKGS=(build-essential meson ninja-build pkg-config clang libclang-rt-14-de
 	libcurl4-openssl-dev libpq-dev libext2fs-dev e2fsprogs cryptsetup-bin dosfstools mtools gdisk qemu-utils
 	openssl python3 jq time)
 
+# --e2e: also what the real encrypted boot needs (QEMU, OVMF, debootstrap, ...).
+E2E_PKGS=(qemu-system-x86 qemu-utils ovmf debootstrap gdisk dosfstools mtools e2fsprogs
+	cryptsetup-bin busybox-static grub-efi-amd64-bin grub-common time)
+want=("${BUILD_PKGS[@]}")
+for a in "$@"; do
+	case $a in
+	--e2e) want+=("${E2E_PKGS[@]}") ;;
+	*) want+=("$a") ;;
+	esac
+done
+
 missing=()
-for p in "${BUILD_PKGS[@]}" "$@"; do
+for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,7 +2,10 @@
 # Sets up and runs every tdcrypt test on Debian 12:
 #   1. the unit/vector/synthetic suites in a normal build,
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. a short libFuzzer run of every parser (clang), seeded with the real quotes.
+#   3. a short libFuzzer run of every parser (clang), seeded with the real quotes,
+#   4. the real encrypted boot under QEMU TCG (tests/e2e/run-e2e.sh): happy path, a
+#      changed kernel command line refused by the broker, a tampered LUKS header refused
+#      by the agent. The guest image is cached in /var/cache/tdcrypt (TDCRYPT_CACHE).
 # Ends with one line "N passed, N failed". Exit status 0 only if nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +70,24 @@ if { [ -f "$FZ/build.ninja" ] || CC=clang meson setup "$FZ" "$ROOT" -Dfuzz=true 
 else
 	echo "   fuzz build failed: see $OUT/fuzz-build.log"; tail -20 "$OUT/fuzz-build.log"
 	failed=$((failed + 1)); failures+=("fuzz: build")
+fi
+
+echo "== end-to-end (real encrypted boot under QEMU TCG)"
+if [ "${TDC_SKIP_E2E:-0}" = 1 ]; then
+	echo "   skipped (TDC_SKIP_E2E=1)"
+elif ! "$ROOT/scripts/deps.sh" --e2e; then
+	failed=$((failed + 1)); failures+=("e2e: package install")
+elif [ ! -x "$OUT/plain/cli/tdcrypt" ]; then
+	failed=$((failed + 1)); failures+=("e2e: no build")
+else
+	"$ROOT/tests/e2e/run-e2e.sh" --build "$OUT/plain" >"$OUT/e2e.log" 2>&1
+	grep -E '^(PASS|FAIL) ' "$OUT/e2e.log" | sed 's/^/   /'
+	p=$(grep -c '^PASS ' "$OUT/e2e.log"); f=$(grep -c '^FAIL ' "$OUT/e2e.log")
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		f=1; echo "   no result lines: see $OUT/e2e.log"; tail -30 "$OUT/e2e.log"
+	fi
+	passed=$((passed + p)); failed=$((failed + f))
+	while read -r l; do failures+=("e2e: ${l#FAIL }"); done < <(grep '^FAIL ' "$OUT/e2e.log")
 fi
 
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
