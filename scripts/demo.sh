@@ -6,6 +6,23 @@
 # broker, policy pinned to the guest's measurements), boots it under QEMU (TCG) with
 # the quote simulator, and shows the unlock; then shows the broker refusing the same
 # guest booted with a changed kernel command line.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
-exec ./scripts/e2e.sh --only happy --only cmdline --keep "$@"
+log=$(mktemp /tmp/tdcrypt-demo.XXXXXX.log)
+./scripts/e2e.sh --only happy --only cmdline --keep "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+W=$(sed -n 's/.*work dir \([^ ,)]*\).*/\1/p' "$log" | head -1)
+if [ -n "$W" ] && [ -d "$W" ]; then
+	echo
+	echo "== the guest's serial console: the agent unlocking the root (QEMU TCG, simulated quote)"
+	grep -a -E 'tdcrypt-agent|TDCRYPT-GUEST-UP' "$W/happy.serial" | grep -v timestamp
+	echo
+	echo "== the same guest with one word added to its kernel command line (RTMR2 changes)"
+	grep -a -E 'tdcrypt-agent' "$W/cmdline.serial" | grep -v timestamp
+	echo
+	echo "== the broker's audit log"
+	cat "$W/audit-happy.txt" "$W/audit-neg.txt" 2>/dev/null
+	echo
+	echo "(work directory with serial logs, broker log and store: $W)"
+fi
+exit "$rc"
