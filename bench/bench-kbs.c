@@ -163,7 +163,7 @@ static void setup_files(void)
 	const uint8_t *der;
 	size_t der_len;
 	char mrtd[97], policy[512];
-	struct tdc_store *store;
+	struct tdc_store *store = NULL;
 
 	snprintf(work, sizeof(work), "%s/tdc-bench-kbs-XXXXXX", opt.dir);
 	if (!mkdtemp(work))
@@ -234,7 +234,7 @@ static void agent_make(struct agent *a)
 {
 	struct tdc_sim_opts o = sim;
 	struct tdc_error e;
-	uint8_t *q;
+	uint8_t *q = NULL;
 	size_t qlen;
 	tdc_error_clear(&e);
 	if (tdc_ratls_keygen(&a->key, &e) < 0 ||

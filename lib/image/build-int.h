@@ -10,6 +10,7 @@
 #include "image/distro.h"
 #include "image/encrypt.h"
 #include "image/gpt.h"
+#include "image/overlay.h"
 #include "tdcrypt/image.h"
 
 #define BUILD_MAX_MOUNTS 8
@@ -20,6 +21,9 @@ struct build {
 	const char *luks_name;
 	char work[PATH_MAX];        /* OUT.tmp-XXXXXX: everything temporary lives here */
 	char raw[PATH_MAX];         /* input as sparse raw (our private copy; the root is changed) */
+	const char *src;            /* the raw disk read from: raw, or the input itself (direct) */
+	bool direct;                /* layout-only from a raw input: no copy; IN is only read */
+	struct tdc_overlay ov;      /* direct: the root's new UUID, applied while encrypting */
 	char luks[PATH_MAX];        /* LUKS2 header file (full partition size, sparse) */
 	char boot_img[PATH_MAX];    /* new /boot ext4 */
 	char disk[PATH_MAX];        /* output raw */

@@ -189,7 +189,7 @@ static int find_parts(struct build *b, struct tdc_error *e)
 			continue;
 		struct tdc_error ign = { 0 };
 
-		if (tdc_ext4_read_file(b->raw, p->first_lba * TDC_GPT_SECTOR, "/etc/os-release",
+		if (tdc_ext4_read_file(b->src, p->first_lba * TDC_GPT_SECTOR, "/etc/os-release",
 				       TDC_MAX_OS_RELEASE, &osr, &len, &ign) == 0)
 			b->root = p;
 		else if (ign.code == TDC_E_LIMIT) /* the root, with a silly os-release */
@@ -221,7 +221,7 @@ static int find_parts(struct build *b, struct tdc_error *e)
 				 "unknown distribution (supported: Debian/Ubuntu with "
 				 "initramfs-tools, RHEL/Fedora/CentOS/Rocky/Alma with dracut)",
 				 "ID=%s ID_LIKE=%s", b->osr.id, b->osr.id_like);
-	TDC_GUARD(tdc_image_ext4_check(b->raw, b->root_off, &b->fs, e));
+	TDC_GUARD(tdc_image_ext4_check(b->src, b->root_off, &b->fs, e));
 	if (b->fs.blocks * TDC_XTS_SECTOR > b->root_len)
 		return TDC_FAIL(e, TDC_E_FORMAT, "root filesystem larger than its partition");
 	if (b->fs.blocks * TDC_XTS_SECTOR < MIN_ROOT_BYTES)
@@ -260,7 +260,8 @@ static int boot_from_debugfs(struct build *b, struct tdc_error *e)
 	join(dir, sizeof(dir), b->work, "/bootsrc");
 	if (mkdir(dir, 0700) != 0)
 		return TDC_FAILF(e, TDC_E_IO, "cannot create directory", "%s", strerror(errno));
-	snprintf(src, sizeof(src), "%s?offset=%" PRIu64, b->raw, b->root_off);
+	/* debugfs opens read-only unless -w: reading the input itself is fine */
+	snprintf(src, sizeof(src), "%s?offset=%" PRIu64, b->src, b->root_off);
 	snprintf(cmd, sizeof(cmd), "rdump /boot %s", dir);
 	const char *argv[] = { "debugfs", "-R", cmd, src, NULL };
 	TDC_GUARD(tdc_run("copying /boot out of the root with debugfs", argv, NULL, NULL, e));
@@ -286,6 +287,8 @@ static int new_root_uuid(struct build *b, struct tdc_error *e)
 	const char *argv_plain[] = { "tune2fs", "-U", b->root_uuid, src, NULL };
 	const char *argv_fsck[] = { "e2fsck", "-f", "-p", src, NULL };
 
+	if (b->direct) /* IN is never written: the change lives in memory until encryption */
+		return tdc_ext4_set_uuid_overlay(b->src, b->root_off, b->root_new_uuid, &b->ov, e);
 	snprintf(src, sizeof(src), "%s?offset=%" PRIu64, b->raw, b->root_off);
 	if (b->r->guest_modified)
 		TDC_GUARD(tdc_run("checking the modified root filesystem", argv_fsck, NULL, NULL, e));
@@ -391,7 +394,7 @@ static int assemble(struct build *b, struct tdc_error *e)
 		goto out;
 	}
 	if ((r = tdc_gpt_write_fd(fd, disk, &g, e)) < 0 ||
-	    (r = sparse_copy(b->raw, b->r->in_esp.offset, esp_size, fd, esp_off, e)) < 0)
+	    (r = sparse_copy(b->src, b->r->in_esp.offset, esp_size, fd, esp_off, e)) < 0)
 		goto out;
 	if (stat(b->boot_img, &st) != 0 || (uint64_t)st.st_size > boot_size) {
 		r = TDC_FAIL(e, TDC_E_INTERNAL, "boot filesystem image has the wrong size");
@@ -412,8 +415,9 @@ static int assemble(struct build *b, struct tdc_error *e)
 		.header = b->luks,
 		.secret = b->o->secret,
 		.secret_len = b->o->secret_len,
-		.src = b->raw,
+		.src = b->src,
 		.src_offset = b->root_off,
+		.overlay = b->direct ? &b->ov : NULL,
 		.dst = b->disk,
 		.dst_offset = root_off,
 		.progress = fill_progress,
@@ -538,17 +542,24 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 		goto out;
 	if (!strcmp(res->in_format, "raw") && (r = read_gpt(b, o->in, e)) < 0)
 		goto out; /* fail fast on a non-disk before copying it */
-	const char *conv[] = { "qemu-img", "convert", "-f", res->in_format, "-O", "raw", o->in,
-			       b->raw, NULL };
+	/* layout only from a raw disk: nothing in it changes but the root's UUID (an in-memory
+	 * overlay), so IN is read in place instead of copied ('?' would confuse debugfs) */
+	b->direct = o->no_guest && !strcmp(res->in_format, "raw") && !strchr(o->in, '?');
+	b->src = b->direct ? o->in : b->raw;
 	t = now_s();
-	if ((r = tdc_run("converting the input to raw", conv, NULL, NULL, e)) < 0)
-		goto out;
+	if (!b->direct) {
+		const char *conv[] = { "qemu-img", "convert", "-f", res->in_format, "-O", "raw",
+				       o->in, b->raw, NULL };
+
+		if ((r = tdc_run("converting the input to raw", conv, NULL, NULL, e)) < 0)
+			goto out;
+	}
 	res->t_convert = now_s() - t;
 
 	/* 2. GPT, root, distro */
 	t = now_s();
 	tdc_build_stage(b, "inspect");
-	if ((r = read_gpt(b, b->raw, e)) < 0 || (r = find_parts(b, e)) < 0)
+	if ((!b->direct && (r = read_gpt(b, b->raw, e)) < 0) || (r = find_parts(b, e)) < 0)
 		goto out;
 	tdc_uuid_format(b->fs.uuid, b->boot_uuid);
 	if ((r = tdc_guid_random(b->root_new_uuid, e)) < 0)
@@ -582,7 +593,8 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 	tdc_build_stage(b, "assemble");
 	if ((r = assemble(b, e)) < 0)
 		goto out;
-	unlink(b->raw); /* the plaintext copy: not needed any more */
+	if (!b->direct)
+		unlink(b->raw); /* the plaintext copy: not needed any more */
 	res->t_assemble = now_s() - t - res->t_encrypt;
 
 	t = now_s();
@@ -604,6 +616,7 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 	res->t_total = now_s() - t0;
 out:
 	cleanup(b);
+	tdc_overlay_free(&b->ov);
 	OPENSSL_cleanse(b, sizeof(*b));
 	free(b);
 	return r;

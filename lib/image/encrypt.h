@@ -17,6 +17,8 @@
 
 #include "tdcrypt/error.h"
 
+struct tdc_overlay;
+
 #define TDC_IMAGE_DATA_OFFSET (16u * 1024u * 1024u)
 #define TDC_IMAGE_LUKS_HDR_SIZE (16u * 1024u)
 /* The keyslot secret must be a random key: at least 256 bits. */
@@ -91,6 +93,7 @@ struct tdc_image_fill_opts {
 	size_t secret_len;
 	const char *src;             /* plain ext4 at src_offset */
 	uint64_t src_offset;
+	const struct tdc_overlay *overlay; /* optional: metadata changes over src (overlay.h) */
 	const char *dst;             /* existing file; the LUKS partition starts at dst_offset */
 	uint64_t dst_offset;
 	void (*progress)(uint64_t done, uint64_t total, void *arg);

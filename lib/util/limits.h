@@ -76,3 +76,5 @@
 #define TDC_MAX_GPT_ENTRIES 1024u
 #define TDC_MAX_GPT_ENTRY_SIZE 1024u
 #define TDC_MAX_OS_RELEASE (64u * 1024u)
+/* Image builder: ext4 metadata rewritten in memory while the input is read in place. */
+#define TDC_MAX_EXT4_OVERLAY_BYTES (64u * 1024u * 1024u)

@@ -315,6 +315,72 @@ static void test_build_layout(void **state)
 	assert_string_not_equal(r.root_fs_uuid, r.boot_fs_uuid);
 }
 
+/*
+ * A raw input is read in place in layout-only mode: IN stays byte for byte as it was, and the
+ * root's new UUID (an in-memory overlay of its superblocks and descriptors) is in the encrypted
+ * root, also without metadata_csum, where the crc16 descriptor checksums hash the UUID.
+ */
+static void test_build_direct_nocsum(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+	const uint64_t disk = (1 + ESP_MIB + ROOT_MIB + 1) * (uint64_t)MIB;
+	uint8_t before[32], after[32];
+	char p3[192], plain[192], vk[64];
+	size_t vklen = sizeof(vk);
+	struct crypt_device *cd = NULL;
+
+	if (!have_tools())
+		skip();
+	make_disk(f, DEBIAN, true, true);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; cd %s; rm -f root.img; "
+			    "mke2fs -q -t ext4 -b 4096 -O ^metadata_csum,uninit_bg -d tree root.img "
+			    "%uM; dd if=root.img of=disk.raw bs=1M seek=%u conv=notrunc,sparse "
+			    "status=none",
+			    f->dir, ROOT_MIB, 1 + ESP_MIB), 0);
+	file_sha(f->disk, 0, disk, before);
+	base_opts(f, &o);
+	assert_int_equal(tdc_image_build(&o, &r, &e), 0);
+	file_sha(f->disk, 0, disk, after);
+	assert_memory_equal(before, after, 32);
+	assert_true(r.root_used_blocks > 0);
+
+	snprintf(p3, sizeof(p3), "%s/p3", f->dir);
+	extract(f->out, r.root.offset, r.root.size, p3);
+	assert_int_equal(crypt_init(&cd, p3), 0);
+	assert_int_equal(crypt_load(cd, CRYPT_LUKS2, NULL), 0);
+	assert_int_equal(crypt_volume_key_get(cd, 0, vk, &vklen, (const char *)f->secret,
+					      sizeof(f->secret)), 0);
+	crypt_free(cd);
+
+	struct tdc_xts *x = NULL;
+	uint8_t *buf = malloc(MIB);
+	int in = open(p3, O_RDONLY), out;
+
+	snprintf(plain, sizeof(plain), "%s/plain", f->dir);
+	out = open(plain, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(in >= 0 && out >= 0 && buf);
+	assert_int_equal(tdc_xts_new(&x, (const uint8_t *)vk, NULL), 0);
+	for (uint64_t off = 0; off < ROOT_MIB * MIB; off += MIB) {
+		assert_int_equal(pread(in, buf, MIB, (off_t)(TDC_IMAGE_DATA_OFFSET + off)), MIB);
+		assert_int_equal(tdc_xts_decrypt(x, buf, MIB / 4096, off / 4096, NULL), 0);
+		assert_int_equal(pwrite(out, buf, MIB, (off_t)off), MIB);
+	}
+	tdc_xts_free(x);
+	free(buf);
+	close(in);
+	close(out);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; e2fsck -fn %s >/dev/null 2>&1", plain), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; dumpe2fs -h %s 2>/dev/null | "
+			    "grep -q 'UUID: *%s'", plain, r.root_fs_uuid), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; dumpe2fs -h %s 2>/dev/null | "
+			    "grep 'features:' | grep -q uninit_bg", plain), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; debugfs -R 'cat /etc/hostname' %s "
+			    "2>/dev/null | grep -q guest", plain), 0);
+}
+
 static void test_build_qcow2(void **state)
 {
 	struct fix *f = *state;
@@ -639,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_gpt_4k),
 		cmocka_unit_test(test_os_release),
 		cmocka_unit_test_setup_teardown(test_build_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_direct_nocsum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_qcow2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_out_untouched, setup, teardown),
