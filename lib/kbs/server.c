@@ -435,6 +435,22 @@ static void dispatch(struct tdc_kbs *k, struct conn *c, const struct kbs_http_re
 
 static void conn_read(struct tdc_kbs *k, struct conn *c);
 
+/* A non-blocking TLS call returned rc <= 0: if OpenSSL only waits for the socket,
+ * arm the right epoll event and say so; otherwise the caller handles the failure. */
+static bool ssl_would_block(struct tdc_kbs *k, struct conn *c, int rc)
+{
+	int err = SSL_get_error(c->ssl, rc);
+	if (err == SSL_ERROR_WANT_READ) {
+		want(k, c, EPOLLIN);
+		return true;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		want(k, c, EPOLLOUT);
+		return true;
+	}
+	return false;
+}
+
 static void conn_handshake(struct tdc_kbs *k, struct conn *c)
 {
 	ERR_clear_error();
@@ -447,15 +463,8 @@ static void conn_handshake(struct tdc_kbs *k, struct conn *c)
 		conn_read(k, c);
 		return;
 	}
-	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_READ) {
-		want(k, c, EPOLLIN);
+	if (ssl_would_block(k, c, r))
 		return;
-	}
-	if (err == SSL_ERROR_WANT_WRITE) {
-		want(k, c, EPOLLOUT);
-		return;
-	}
 	char why[256];
 	ssl_err_text(why, sizeof(why));
 	X509 *cert = SSL_get0_peer_certificate(c->ssl);
@@ -511,15 +520,8 @@ static void conn_read(struct tdc_kbs *k, struct conn *c)
 			c->in_len += (size_t)n;
 			continue;
 		}
-		int err = SSL_get_error(c->ssl, n);
-		if (err == SSL_ERROR_WANT_READ) {
-			want(k, c, EPOLLIN);
+		if (ssl_would_block(k, c, n))
 			return;
-		}
-		if (err == SSL_ERROR_WANT_WRITE) {
-			want(k, c, EPOLLOUT);
-			return;
-		}
 		if (c->in_len) {
 			char why[256];
 			ssl_err_text(why, sizeof(why));
@@ -540,15 +542,8 @@ static void conn_write(struct tdc_kbs *k, struct conn *c)
 			c->out_pos += (size_t)n;
 			continue;
 		}
-		int err = SSL_get_error(c->ssl, n);
-		if (err == SSL_ERROR_WANT_READ) {
-			want(k, c, EPOLLIN);
+		if (ssl_would_block(k, c, n))
 			return;
-		}
-		if (err == SSL_ERROR_WANT_WRITE) {
-			want(k, c, EPOLLOUT);
-			return;
-		}
 		ERR_clear_error();
 		conn_close(k, c);
 		return;
