@@ -58,20 +58,6 @@ int64_t tdc_backoff_delay(uint32_t initial_ms, uint32_t max_ms, unsigned n, uint
 	return (int64_t)(half + rnd % (d - half + 1));
 }
 
-static void logf_(const struct tdc_agent_events *ev, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void logf_(const struct tdc_agent_events *ev, int level, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	if (!ev || !ev->log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	ev->log(ev->arg, level, buf);
-}
-
 static const char *result_name(int r)
 {
 	switch (r) {
@@ -114,17 +100,17 @@ int tdc_agent_fetch(const struct tdc_agent_config *c, const struct tdc_agent_clo
 			int r = attempt(arg, i, att < deadline ? att : deadline, reply, &e);
 			const struct tdc_agent_broker *b = &c->brokers[i];
 			if (r == TDC_ATTEMPT_OK) {
-				logf_(ev, 0, "broker %s:%u released the key (request %s)", b->host,
+				tdc_agent_say(ev, 0, "broker %s:%u released the key (request %s)", b->host,
 				      b->port, reply->request_id);
 				return TDC_AGENT_EXIT_OK;
 			}
 			if (reply->error[0]) {
 				snprintf(last, sizeof(last), "%s", reply->error);
-				logf_(ev, 0, "broker %s:%u: %s: %s (HTTP %d, request %s)", b->host,
+				tdc_agent_say(ev, 0, "broker %s:%u: %s: %s (HTTP %d, request %s)", b->host,
 				      b->port, result_name(r), reply->error, reply->http_status,
 				      reply->request_id[0] ? reply->request_id : "-");
 			} else {
-				logf_(ev, 0, "broker %s:%u: %s: %s", b->host, b->port,
+				tdc_agent_say(ev, 0, "broker %s:%u: %s: %s", b->host, b->port,
 				      result_name(r), tdc_error_format(&e, msg, sizeof(msg)));
 			}
 			if (r == TDC_ATTEMPT_DENIED) {
@@ -145,7 +131,7 @@ int tdc_agent_fetch(const struct tdc_agent_config *c, const struct tdc_agent_clo
 		int64_t now = clk->now_ms(clk->arg);
 		if (now + delay >= deadline)
 			goto over;
-		logf_(ev, 1, "retrying in %lld ms", (long long)delay);
+		tdc_agent_say(ev, 1, "retrying in %lld ms", (long long)delay);
 		clk->sleep_ms(clk->arg, delay);
 	}
 over:

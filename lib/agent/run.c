@@ -42,9 +42,7 @@ const char *tdc_agent_exit_name(int code)
 	return exit_names[code];
 }
 
-static void say(const struct tdc_agent_events *ev, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(const struct tdc_agent_events *ev, int level, const char *fmt, ...)
+void tdc_agent_say(const struct tdc_agent_events *ev, int level, const char *fmt, ...)
 {
 	char buf[640];
 	va_list ap;
@@ -66,7 +64,7 @@ static int fail(const struct tdc_agent_events *ev, int code, const char *what,
 		const struct tdc_error *e)
 {
 	char buf[400];
-	say(ev, 0, "%s: %s: %s [%s]", tdc_agent_exit_name(code), what,
+	tdc_agent_say(ev, 0, "%s: %s: %s [%s]", tdc_agent_exit_name(code), what,
 	    tdc_error_format(e, buf, sizeof(buf)), tdc_err_name(e->code));
 	return code;
 }
@@ -94,7 +92,7 @@ static void wait_device(const char *dev, const struct tdc_agent_clock *clk, int6
 	bool said = false;
 	while (stat(dev, &st) < 0 && errno == ENOENT && clk->now_ms(clk->arg) < deadline) {
 		if (!said)
-			say(ev, 0, "waiting for %s", dev);
+			tdc_agent_say(ev, 0, "waiting for %s", dev);
 		said = true;
 		clk->sleep_ms(clk->arg, DEVICE_POLL_MS);
 	}
@@ -126,7 +124,7 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 		code = fail(ev, TDC_AGENT_EXIT_BAD_HEADER, c->luks_device, &e);
 		goto out;
 	}
-	say(ev, 1, "LUKS header of %s verified", c->luks_device);
+	tdc_agent_say(ev, 1, "LUKS header of %s verified", c->luks_device);
 
 	if (tdc_ratls_keygen(&key, &e) < 0 || tdc_ratls_report_data_for_key(key, rd, &e) < 0) {
 		code = fail(ev, TDC_AGENT_EXIT_INTERNAL, "key generation", &e);
@@ -137,7 +135,7 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 		goto out;
 	}
 	mark(ev, "quote");
-	say(ev, 1, "quote from provider %s, %zu bytes", tdc_agent_provider_name(used), qlen);
+	tdc_agent_say(ev, 1, "quote from provider %s, %zu bytes", tdc_agent_provider_name(used), qlen);
 	/* Validity is informative only (PROTOCOL.md §5.3), so the host-fed clock is fine. */
 	if (tdc_ratls_cert_create(key, quote, qlen, (int64_t)time(NULL), TDC_RATLS_CERT_LIFETIME,
 				  &cert, &e) < 0) {
@@ -155,10 +153,10 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 	code = tdc_agent_fetch(c, clk, attempt, &a, ev, &reply);
 	if (code != TDC_AGENT_EXIT_OK) {
 		if (code == TDC_AGENT_EXIT_DENIED)
-			say(ev, 0, "%s: the broker refused: %s", tdc_agent_exit_name(code),
+			tdc_agent_say(ev, 0, "%s: the broker refused: %s", tdc_agent_exit_name(code),
 			    reply.error[0] ? reply.error : "?");
 		else
-			say(ev, 0, "%s: no key before the deadline (%u s)",
+			tdc_agent_say(ev, 0, "%s: no key before the deadline (%u s)",
 			    tdc_agent_exit_name(code), c->total_timeout_ms / 1000);
 		goto out;
 	}
@@ -171,9 +169,9 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 	}
 	mark(ev, "mapped");
 	if (o && o->no_activate)
-		say(ev, 0, "key checked against %s (nothing mapped)", c->luks_device);
+		tdc_agent_say(ev, 0, "key checked against %s (nothing mapped)", c->luks_device);
 	else
-		say(ev, 0, "%s unlocked as /dev/mapper/%s", c->luks_device, c->luks_name);
+		tdc_agent_say(ev, 0, "%s unlocked as /dev/mapper/%s", c->luks_device, c->luks_name);
 	code = TDC_AGENT_EXIT_OK;
 out:
 	tdc_agent_reply_free(&reply);
