@@ -34,6 +34,9 @@ struct build {
 	uint64_t raw_size;
 	struct tdc_gpt gpt;
 	const struct tdc_gpt_part *esp, *root;
+	/* input's own /boot partition (the one the root's fstab mounts on /boot; copied as is,
+	 * no new /boot is made) and BIOS boot partition (copied as is); NULL if absent */
+	const struct tdc_gpt_part *boot_part, *bios;
 	uint64_t root_off, root_len;
 	struct tdc_image_fs_info fs;
 	struct tdc_os_release osr;
@@ -42,8 +45,9 @@ struct build {
 	char boot_uuid[37], root_uuid[37];
 };
 
-/* guest.c: mount the root, install agent/config/integration, regenerate the initramfs, build
- * boot_img from its /boot, empty /boot, unmount. */
+/* guest.c: mount the root (and b->boot_part on its /boot), install agent/config/integration,
+ * regenerate the initramfs, build boot_img from its /boot and empty /boot (not with boot_part),
+ * unmount. */
 int tdc_build_guest(struct build *b, struct tdc_error *e) TDC_MUST_USE;
 /* Unmounts everything b mounted, in reverse order (lazily as a last resort). */
 void tdc_build_unmount_all(struct build *b);

@@ -24,6 +24,7 @@
 #include "image/build-int.h"
 #include "image/xts.h"
 #include "image/proc.h"
+#include "util/rd.h"
 #include "util/util.h"
 
 #define MIB (1024u * 1024u)
@@ -31,6 +32,7 @@
 /* Smallest root fs we accept: below this there is no guest worth booting. */
 #define MIN_ROOT_BYTES (32u * MIB)
 #define MAX_QEMU_INFO (1024u * 1024u)
+#define EXT_SB_SIZE 1024u
 
 static double now_s(void)
 {
@@ -172,6 +174,113 @@ static void part_info(const struct tdc_gpt_part *p, struct tdc_image_part *out)
 	snprintf(out->name, sizeof(out->name), "%s", p->name);
 }
 
+/* ext2/3/4 superblock of a partition: UUID (text) and label, or false if it is none. */
+static bool read_ext_sb(struct build *b, const struct tdc_gpt_part *p, char uuid[37],
+			char label[17])
+{
+	uint8_t sb[EXT_SB_SIZE], u[16];
+	uint16_t magic;
+	struct tdc_rd r;
+	int fd;
+	bool ok;
+
+	if ((p->last_lba - p->first_lba + 1) * TDC_GPT_SECTOR < 2 * EXT_SB_SIZE)
+		return false;
+	fd = open(b->src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ok = tdc_pread_full(fd, sb, sizeof(sb), p->first_lba * TDC_GPT_SECTOR + EXT_SB_SIZE) == 0;
+	close(fd);
+	tdc_rd_init(&r, sb, sizeof(sb));
+	memset(label, 0, 17);
+	ok = ok && tdc_rd_skip(&r, 0x38, NULL, NULL) == 0 &&
+	     tdc_rd_u16le(&r, &magic, NULL, NULL) == 0 && magic == 0xef53 &&
+	     tdc_rd_skip(&r, 0x68 - 0x3a, NULL, NULL) == 0 &&
+	     tdc_rd_copy(&r, u, 16, NULL, NULL) == 0 &&
+	     tdc_rd_copy(&r, (uint8_t *)label, 16, NULL, NULL) == 0;
+	if (ok)
+		tdc_uuid_format(u, uuid);
+	return ok;
+}
+
+/*
+ * The input's own /boot partition, if the root's /etc/fstab mounts one: its /boot line must name
+ * an ext2/3/4 partition of this GPT (not the ESP or the root) by UUID=, LABEL= or PARTUUID= (or
+ * their /dev/disk/by-* links), and exactly one partition may match. Anything else on /boot
+ * (a device name, tmpfs, a partition not in this disk) is refused.
+ */
+static int find_boot_part(struct build *b, struct tdc_error *e)
+{
+	static const struct {
+		const char *prefix;
+		int kind; /* 0 fs UUID, 1 label, 2 partition GUID */
+	} specs[] = {
+		{ "UUID=", 0 }, { "/dev/disk/by-uuid/", 0 }, { "LABEL=", 1 },
+		{ "/dev/disk/by-label/", 1 }, { "PARTUUID=", 2 }, { "/dev/disk/by-partuuid/", 2 },
+	};
+	struct tdc_error ign = { 0 };
+	uint8_t *tab = NULL;
+	char *save = NULL, spec[256] = "", *line;
+	size_t len;
+	int r = 0, kind = -1;
+	const char *want = NULL;
+
+	if (tdc_ext4_read_file(b->src, b->root_off, "/etc/fstab", TDC_MAX_FSTAB, &tab, &len,
+			       &ign) < 0)
+		return ign.code == TDC_E_LIMIT ? TDC_FAIL(e, TDC_E_LIMIT, "/etc/fstab too large")
+					       : 0;
+	for (line = strtok_r((char *)tab, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char w1[256], w2[16];
+
+		if (sscanf(line, " %255s %15s", w1, w2) != 2 || w1[0] == '#' ||
+		    strcmp(w2, "/boot") != 0)
+			continue;
+		if (spec[0]) {
+			r = TDC_FAIL(e, TDC_E_UNSUPPORTED, "/etc/fstab mounts /boot twice");
+			goto out;
+		}
+		snprintf(spec, sizeof(spec), "%s", w1);
+	}
+	if (!spec[0])
+		goto out; /* /boot is a directory of the root */
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]) && !want; i++)
+		if (!strncmp(spec, specs[i].prefix, strlen(specs[i].prefix))) {
+			want = spec + strlen(specs[i].prefix);
+			kind = specs[i].kind;
+		}
+	if (!want || !*want) {
+		r = TDC_FAILF(e, TDC_E_UNSUPPORTED,
+			      "/etc/fstab mounts /boot from an unsupported source (need UUID=, "
+			      "LABEL= or PARTUUID=)", "%s", spec);
+		goto out;
+	}
+	for (size_t i = 0; i < b->gpt.n; i++) {
+		const struct tdc_gpt_part *p = &b->gpt.parts[i];
+		char uuid[37], label[17], guid[37];
+
+		if (p == b->esp || p == b->root || p == b->bios || !read_ext_sb(b, p, uuid, label))
+			continue;
+		tdc_guid_format(p->guid, guid);
+		if (!(kind == 0 ? !strcasecmp(want, uuid)
+				: kind == 1 ? !strcmp(want, label) : !strcasecmp(want, guid)))
+			continue;
+		if (b->boot_part) {
+			r = TDC_FAILF(e, TDC_E_FORMAT, "two partitions match the /boot of /etc/fstab",
+				      "partitions %u and %u: %s", b->boot_part->index, p->index, spec);
+			goto out;
+		}
+		b->boot_part = p;
+		snprintf(b->boot_uuid, sizeof(b->boot_uuid), "%s", uuid);
+	}
+	if (!b->boot_part)
+		r = TDC_FAILF(e, TDC_E_UNSUPPORTED,
+			      "/etc/fstab mounts /boot from no ext4 partition of this disk", "%s",
+			      spec);
+out:
+	free(tab);
+	return r;
+}
+
 /* ESP by type; root: the first Linux fs / root partition that is ext4 with /etc/os-release. */
 static int find_parts(struct build *b, struct tdc_error *e)
 {
@@ -184,6 +293,12 @@ static int find_parts(struct build *b, struct tdc_error *e)
 
 		if (!b->esp && tdc_guid_equal(p->type, TDC_GPT_TYPE_ESP))
 			b->esp = p;
+		if (!b->bios && tdc_guid_equal(p->type, TDC_GPT_TYPE_BIOS_BOOT))
+			b->bios = p;
+	}
+	for (size_t i = 0; i < b->gpt.n; i++) {
+		const struct tdc_gpt_part *p = &b->gpt.parts[i];
+
 		if (b->root || (!tdc_guid_equal(p->type, TDC_GPT_TYPE_LINUX_FS) &&
 				!tdc_guid_equal(p->type, TDC_GPT_TYPE_ROOT_X86_64)))
 			continue;
@@ -228,7 +343,7 @@ static int find_parts(struct build *b, struct tdc_error *e)
 		return TDC_FAILF(e, TDC_E_UNSUPPORTED, "root filesystem too small",
 				 "%" PRIu64 " bytes, need %u MiB", b->fs.blocks * TDC_XTS_SECTOR,
 				 MIN_ROOT_BYTES / MIB);
-	return 0;
+	return find_boot_part(b, e);
 }
 
 int tdc_build_boot_fs(struct build *b, const char *src_dir, struct tdc_error *e)
@@ -290,6 +405,15 @@ static int new_root_uuid(struct build *b, struct tdc_error *e)
 	if (b->direct) /* IN is never written: the change lives in memory until encryption */
 		return tdc_ext4_set_uuid_overlay(b->src, b->root_off, b->root_new_uuid, &b->ov, e);
 	snprintf(src, sizeof(src), "%s?offset=%" PRIu64, b->raw, b->root_off);
+	if (b->r->guest_modified && b->boot_part) { /* its grub.cfg and initramfs were rewritten */
+		char bsrc[PATH_MAX + 40];
+		const char *argv_bfsck[] = { "e2fsck", "-f", "-p", bsrc, NULL };
+
+		snprintf(bsrc, sizeof(bsrc), "%s?offset=%" PRIu64, b->raw,
+			 b->boot_part->first_lba * TDC_GPT_SECTOR);
+		TDC_GUARD(tdc_run("checking the modified /boot filesystem", argv_bfsck, NULL, NULL,
+				  e));
+	}
 	if (b->r->guest_modified)
 		TDC_GUARD(tdc_run("checking the modified root filesystem", argv_fsck, NULL, NULL, e));
 	return tdc_run("setting a new root filesystem UUID",
@@ -367,10 +491,18 @@ static int assemble(struct build *b, struct tdc_error *e)
 	uint64_t esp_size = b->r->in_esp.size;
 	uint64_t boot_size = (uint64_t)(b->o->boot_mib ? b->o->boot_mib
 						       : TDC_IMAGE_DEFAULT_BOOT_MIB) * MIB;
-	uint64_t esp_off = MIB, boot_off, root_off, disk;
+	uint64_t bios_size = 0, boot_in = 0, esp_off = MIB, bios_off, boot_off, root_off, disk;
 	int fd, r;
 
-	boot_off = align_up(esp_off + esp_size, MIB);
+	if (b->boot_part) {
+		boot_in = b->boot_part->first_lba * TDC_GPT_SECTOR;
+		boot_size = (b->boot_part->last_lba - b->boot_part->first_lba + 1) * TDC_GPT_SECTOR;
+	}
+	if (b->bios)
+		bios_size = (b->bios->last_lba - b->bios->first_lba + 1) * TDC_GPT_SECTOR;
+	/* ESP, BIOS boot, /boot, root: the root stays last so it can be grown */
+	bios_off = align_up(esp_off + esp_size, MIB);
+	boot_off = align_up(bios_off + bios_size, MIB);
 	root_off = align_up(boot_off + boot_size, MIB);
 	disk = align_up(root_off + b->lk.size, MIB) + MIB;
 
@@ -383,7 +515,20 @@ static int assemble(struct build *b, struct tdc_error *e)
 	TDC_GUARD(tdc_guid_random(g.disk_guid, e));
 	TDC_GUARD(tdc_guid_random(g.parts[1].guid, e));
 	TDC_GUARD(tdc_guid_random(g.parts[2].guid, e));
+	if (b->boot_part) { /* as it was too: its PARTUUID may be what something mounts */
+		g.parts[1] = *b->boot_part;
+		g.parts[1].first_lba = boot_off / TDC_GPT_SECTOR;
+		g.parts[1].last_lba = (boot_off + boot_size) / TDC_GPT_SECTOR - 1;
+		g.parts[1].index = 2;
+	}
 	g.n = 3;
+	if (b->bios) {
+		g.parts[3] = *b->bios;
+		g.parts[3].first_lba = bios_off / TDC_GPT_SECTOR;
+		g.parts[3].last_lba = (bios_off + bios_size) / TDC_GPT_SECTOR - 1;
+		g.parts[3].index = 4;
+		g.n = 4;
+	}
 
 	fd = open(b->disk, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -394,14 +539,18 @@ static int assemble(struct build *b, struct tdc_error *e)
 		goto out;
 	}
 	if ((r = tdc_gpt_write_fd(fd, disk, &g, e)) < 0 ||
-	    (r = sparse_copy(b->src, b->r->in_esp.offset, esp_size, fd, esp_off, e)) < 0)
+	    (r = sparse_copy(b->src, b->r->in_esp.offset, esp_size, fd, esp_off, e)) < 0 ||
+	    (b->bios && (r = sparse_copy(b->src, b->bios->first_lba * TDC_GPT_SECTOR, bios_size,
+					 fd, bios_off, e)) < 0))
 		goto out;
-	if (stat(b->boot_img, &st) != 0 || (uint64_t)st.st_size > boot_size) {
+	if (b->boot_part) {
+		r = sparse_copy(b->src, boot_in, boot_size, fd, boot_off, e);
+	} else if (stat(b->boot_img, &st) != 0 || (uint64_t)st.st_size > boot_size) {
 		r = TDC_FAIL(e, TDC_E_INTERNAL, "boot filesystem image has the wrong size");
-		goto out;
+	} else {
+		r = sparse_copy(b->boot_img, 0, (uint64_t)st.st_size, fd, boot_off, e);
 	}
-	if ((r = sparse_copy(b->boot_img, 0, (uint64_t)st.st_size, fd, boot_off, e)) < 0 ||
-	    (r = sparse_copy(b->luks, 0, TDC_IMAGE_DATA_OFFSET, fd, root_off, e)) < 0)
+	if (r < 0 || (r = sparse_copy(b->luks, 0, TDC_IMAGE_DATA_OFFSET, fd, root_off, e)) < 0)
 		goto out;
 	if (fsync(fd) != 0) {
 		r = TDC_FAILF(e, TDC_E_IO, "fsync failed", "%s", strerror(errno));
@@ -561,7 +710,8 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 	tdc_build_stage(b, "inspect");
 	if ((!b->direct && (r = read_gpt(b, b->raw, e)) < 0) || (r = find_parts(b, e)) < 0)
 		goto out;
-	tdc_uuid_format(b->fs.uuid, b->boot_uuid);
+	if (!b->boot_part) /* the new /boot takes over the root's old fs UUID */
+		tdc_uuid_format(b->fs.uuid, b->boot_uuid);
 	if ((r = tdc_guid_random(b->root_new_uuid, e)) < 0)
 		goto out;
 	tdc_uuid_format(b->root_new_uuid, b->root_uuid);
@@ -580,7 +730,7 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 	t = now_s();
 	if (o->no_guest) {
 		tdc_build_stage(b, "boot partition");
-		r = boot_from_debugfs(b, e);
+		r = b->boot_part ? 0 : boot_from_debugfs(b, e);
 	} else {
 		r = tdc_build_guest(b, e);
 	}

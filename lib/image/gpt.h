@@ -42,6 +42,7 @@ extern const uint8_t TDC_GPT_TYPE_ESP[16];
 extern const uint8_t TDC_GPT_TYPE_LINUX_FS[16];
 extern const uint8_t TDC_GPT_TYPE_ROOT_X86_64[16];
 extern const uint8_t TDC_GPT_TYPE_LUKS[16];
+extern const uint8_t TDC_GPT_TYPE_BIOS_BOOT[16];
 
 /*
  * Parses the GPT from the first bytes of a disk (buf: at least the PMBR and header; the entry

@@ -417,7 +417,8 @@ static int copy_sim_dir(int root, const char *host, struct tdc_error *e)
 	return 0;
 }
 
-/* fstab: root -> /dev/mapper/NAME, a /boot line by fs UUID right after it. */
+/* fstab: root -> /dev/mapper/NAME, a /boot line by fs UUID right after it; with the input's own
+ * /boot partition its line (which named that partition, find_boot_part) stays as it was. */
 static int edit_fstab(struct build *b, int root, struct tdc_error *e)
 {
 	uint8_t *in;
@@ -443,9 +444,11 @@ static int edit_fstab(struct build *b, int root, struct tdc_error *e)
 			sb_str(&s, line);
 			snprintf(line, sizeof(line), "UUID=%s\t/boot\text4\tdefaults\t0\t2\n",
 				 b->boot_uuid);
-			sb_str(&s, line);
+			if (!b->boot_part)
+				sb_str(&s, line);
 			have_root = true;
-		} else if (n1 && w1[0] != '#' && n2 == 5 && !memcmp(w2, "/boot", 5)) {
+		} else if (!b->boot_part && n1 && w1[0] != '#' && n2 == 5 &&
+			   !memcmp(w2, "/boot", 5)) {
 			free(in);
 			free(s.p);
 			return TDC_FAIL(e, TDC_E_UNSUPPORTED,
@@ -459,11 +462,13 @@ static int edit_fstab(struct build *b, int root, struct tdc_error *e)
 		p = nl ? nl + 1 : end;
 	}
 	if (!have_root) {
-		snprintf(line, sizeof(line),
-			 "/dev/mapper/%s\t/\text4\terrors=remount-ro\t0\t1\n"
-			 "UUID=%s\t/boot\text4\tdefaults\t0\t2\n",
-			 b->luks_name, b->boot_uuid);
+		snprintf(line, sizeof(line), "/dev/mapper/%s\t/\text4\terrors=remount-ro\t0\t1\n",
+			 b->luks_name);
 		sb_str(&s, line);
+		snprintf(line, sizeof(line), "UUID=%s\t/boot\text4\tdefaults\t0\t2\n",
+			 b->boot_uuid);
+		if (!b->boot_part)
+			sb_str(&s, line);
 	}
 	r = put_text(root, "/etc/fstab", &s, 0644, e);
 	free(in);
@@ -848,6 +853,19 @@ int tdc_build_guest(struct build *b, struct tdc_error *e)
 		r = TDC_FAIL(e, TDC_E_UNSUPPORTED, "the guest root has no /boot directory");
 		goto out;
 	}
+	if (b->boot_part) {
+		/* the guest's own /boot partition: update-initramfs/dracut and the boot config
+		 * edits must land there, as on the booted guest (bootdir is a plain directory) */
+		snprintf(opts, sizeof(opts), "loop,offset=%" PRIu64 ",sizelimit=%" PRIu64,
+			 b->boot_part->first_lba * TDC_GPT_SECTOR,
+			 (b->boot_part->last_lba - b->boot_part->first_lba + 1) * TDC_GPT_SECTOR);
+		const char *boot_argv[] = { "mount", "-t", "ext4", "-o", opts, b->raw, bootdir,
+					    NULL };
+		if ((r = do_mount(b, "mounting the guest's /boot partition", boot_argv, bootdir,
+				  e)) < 0)
+			goto out;
+		keep = b->n_mounts;
+	}
 	if (!gr_exists(root, deb ? "/usr/sbin/update-initramfs" : "/usr/bin/dracut") &&
 	    !gr_exists(root, deb ? "/sbin/update-initramfs" : "/usr/sbin/dracut")) {
 		r = TDC_FAILF(e, TDC_E_UNSUPPORTED, "the guest lacks its initramfs generator", "%s",
@@ -869,6 +887,13 @@ int tdc_build_guest(struct build *b, struct tdc_error *e)
 		goto out;
 	b->r->guest_modified = true;
 
+	if (b->boot_part) { /* its own /boot partition: nothing to build, the root's /boot is
+			     * the (empty) mount point; the last unmount below unmounts it */
+		unmount_down_to(b, keep);
+		r = b->mounts_stuck ? TDC_FAIL(e, TDC_E_IO, "cannot unmount the chroot's pseudo "
+						"filesystems") : 0;
+		goto out;
+	}
 	/* The ESP's GRUB looks for /boot/grub on the fs with the root's old UUID, which the new
 	 * /boot partition takes over: "boot -> ." keeps /boot/... paths valid there. */
 	int bfd = gr_open(root, "/boot", O_PATH | O_DIRECTORY, 0);

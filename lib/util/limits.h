@@ -78,3 +78,5 @@
 #define TDC_MAX_OS_RELEASE (64u * 1024u)
 /* Image builder: ext4 metadata rewritten in memory while the input is read in place. */
 #define TDC_MAX_EXT4_OVERLAY_BYTES (64u * 1024u * 1024u)
+/* Image builder: the guest root's /etc/fstab. */
+#define TDC_MAX_FSTAB (1024u * 1024u)

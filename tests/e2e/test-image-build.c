@@ -4,7 +4,8 @@
  * ESP (FAT, mtools) + ext4 root (mke2fs -d with a fake /etc/os-release and /boot), built without
  * debootstrap or root. The layout-only mode (no_guest) is exercised: 3 partitions, ESP bytes
  * identical, /boot content, LUKS2 header valid and digest as recorded, keyslot opens with the
- * key, decrypted root passes e2fsck; error cases leave no OUT and no temp dir. Also the GPT and
+ * key, decrypted root passes e2fsck; error cases leave no OUT and no temp dir. An Ubuntu-like
+ * input with its own /boot and BIOS boot partitions keeps both byte for byte. Also the GPT and
  * os-release parsers, check by check. Skipped when e2fsprogs/mtools/dosfstools/gdisk/qemu-img
  * are missing.
  */
@@ -497,6 +498,189 @@ static void test_build_out_untouched(void **state)
 	assert_int_equal(commits, 1);
 }
 
+/* ---- input with its own /boot partition (Ubuntu cloud image layout) ---- */
+
+#define SEP_BOOT_MIB 32u
+#define SEP_BIOS_MIB 4u
+#define SEP_BOOT_UUID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+
+/*
+ * Like Ubuntu 24.04's cloud images: 14 BIOS boot, 15 ESP, 16 /boot (ext4 "BOOT" with a kernel and
+ * grub/), 1 root (ext4, physically last) whose fstab mounts /boot by boot_spec. Offsets in MiB:
+ * BIOS 1, ESP 1+4, /boot 1+4+33, root 1+4+33+32.
+ */
+static void make_sep_boot_disk(struct fix *f, const char *boot_spec)
+{
+	assert_int_equal(sh("set -e; cd %s; rm -rf tree btree; mkdir -p tree/etc tree/boot "
+			    "tree/usr/lib btree/grub; printf '%%s' '%s' > tree/usr/lib/os-release; "
+			    "ln -s ../usr/lib/os-release tree/etc/os-release; "
+			    "printf 'LABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\\n"
+			    "# /boot below\\n%s /boot ext4 defaults 0 2\\n"
+			    "LABEL=UEFI /boot/efi vfat umask=0077 0 1\\n' > tree/etc/fstab; "
+			    "echo guest > tree/etc/hostname; "
+			    "echo 'linux /vmlinuz root=LABEL=cloudimg-rootfs ro' > btree/grub/grub.cfg; "
+			    "head -c 200000 /dev/urandom > btree/vmlinuz-6.8.0-test; "
+			    "head -c 100000 /dev/urandom > btree/initrd.img-6.8.0-test",
+			    f->dir, DEBIAN, boot_spec), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; cd %s; "
+			    "rm -f root.img boot.img esp.img bios.img disk.raw; "
+			    "mke2fs -q -t ext4 -b 4096 -L cloudimg-rootfs -d tree root.img %uM; "
+			    "mke2fs -q -t ext4 -L BOOT -U %s -d btree boot.img %uM; "
+			    "truncate -s %uM esp.img; mkfs.vfat -F 32 esp.img >/dev/null; "
+			    "head -c 50000 /dev/urandom > efi.bin; export MTOOLS_SKIP_CHECK=1; "
+			    "mmd -i esp.img ::/EFI ::/EFI/BOOT; "
+			    "mcopy -i esp.img efi.bin ::/EFI/BOOT/BOOTX64.EFI; "
+			    "head -c 100000 /dev/urandom > bios.img; truncate -s %uM disk.raw; "
+			    "sgdisk --new=14:2048:+%uM -t 14:EF02 --new=15:0:+%uM -t 15:EF00 "
+			    "--new=16:0:+%uM -t 16:8300 --new=1:0:+%uM -t 1:8304 disk.raw >/dev/null; "
+			    "dd if=bios.img of=disk.raw bs=1M seek=1 conv=notrunc status=none; "
+			    "dd if=esp.img of=disk.raw bs=1M seek=%u conv=notrunc,sparse status=none; "
+			    "dd if=boot.img of=disk.raw bs=1M seek=%u conv=notrunc,sparse status=none; "
+			    "dd if=root.img of=disk.raw bs=1M seek=%u conv=notrunc,sparse status=none",
+			    f->dir, ROOT_MIB, SEP_BOOT_UUID, SEP_BOOT_MIB, ESP_MIB,
+			    1 + SEP_BIOS_MIB + ESP_MIB + SEP_BOOT_MIB + ROOT_MIB + 1, SEP_BIOS_MIB,
+			    ESP_MIB, SEP_BOOT_MIB, ROOT_MIB, 1 + SEP_BIOS_MIB,
+			    1 + SEP_BIOS_MIB + ESP_MIB, 1 + SEP_BIOS_MIB + ESP_MIB + SEP_BOOT_MIB),
+			 0);
+	file_sha(f->disk, (1 + SEP_BIOS_MIB) * (uint64_t)MIB, ESP_MIB * MIB, f->esp_sha);
+}
+
+static void test_build_sep_boot(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+	struct tdc_gpt in, g;
+	struct stat st;
+	char p3[192], plain[192], vk[64];
+	uint8_t d[32], boot_sha[32], bios_sha[32];
+	size_t vklen = sizeof(vk);
+	struct crypt_device *cd = NULL;
+	const uint64_t boot_in = (1 + SEP_BIOS_MIB + ESP_MIB) * (uint64_t)MIB;
+	int fd;
+
+	if (!have_tools())
+		skip();
+	make_sep_boot_disk(f, "UUID=" SEP_BOOT_UUID);
+	file_sha(f->disk, boot_in, SEP_BOOT_MIB * MIB, boot_sha);
+	file_sha(f->disk, MIB, SEP_BIOS_MIB * MIB, bios_sha);
+	assert_int_equal(stat(f->disk, &st), 0);
+	fd = open(f->disk, O_RDONLY);
+	assert_int_equal(tdc_gpt_read_fd(fd, (uint64_t)st.st_size, &in, &e), 0);
+	close(fd);
+	assert_int_equal(in.n, 4);
+
+	base_opts(f, &o);
+	o.boot_mib = 64; /* ignored: the input's /boot partition is kept as it is */
+	assert_int_equal(tdc_image_build(&o, &r, &e), 0);
+	assert_int_equal(r.in_root.index, 1);
+	assert_int_equal(r.in_esp.index, 15);
+	assert_string_equal(r.boot_fs_uuid, SEP_BOOT_UUID);
+	assert_string_not_equal(r.root_fs_uuid, SEP_BOOT_UUID);
+
+	/* ESP, /boot (same GUID), LUKS root, BIOS boot */
+	assert_int_equal(stat(f->out, &st), 0);
+	fd = open(f->out, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(tdc_gpt_read_fd(fd, (uint64_t)st.st_size, &g, &e), 0);
+	close(fd);
+	assert_int_equal(g.n, 4);
+	assert_true(tdc_guid_equal(g.parts[0].type, TDC_GPT_TYPE_ESP));
+	assert_true(tdc_guid_equal(g.parts[1].type, TDC_GPT_TYPE_LINUX_FS));
+	assert_true(tdc_guid_equal(g.parts[2].type, TDC_GPT_TYPE_LUKS));
+	assert_true(tdc_guid_equal(g.parts[3].type, TDC_GPT_TYPE_BIOS_BOOT));
+	assert_true(tdc_guid_equal(g.parts[1].guid, in.parts[3].guid)); /* entry 16 (1, 14, 15, 16) */
+	assert_true(tdc_guid_equal(g.parts[3].guid, in.parts[1].guid)); /* entry 14 */
+	assert_true(g.parts[2].first_lba > g.parts[1].last_lba &&
+		    g.parts[2].first_lba > g.parts[3].last_lba); /* the root stays last */
+	file_sha(f->out, r.esp.offset, r.esp.size, d);
+	assert_memory_equal(d, f->esp_sha, 32);
+	assert_int_equal(r.boot.size, SEP_BOOT_MIB * MIB);
+	file_sha(f->out, r.boot.offset, r.boot.size, d);
+	assert_memory_equal(d, boot_sha, 32);
+	assert_int_equal((g.parts[3].last_lba - g.parts[3].first_lba + 1) * TDC_GPT_SECTOR,
+			 SEP_BIOS_MIB * MIB);
+	file_sha(f->out, g.parts[3].first_lba * TDC_GPT_SECTOR, SEP_BIOS_MIB * MIB, d);
+	assert_memory_equal(d, bios_sha, 32);
+
+	/* LUKS2 root: opens with the secret, decrypts to a clean ext4 with the fstab unchanged */
+	snprintf(p3, sizeof(p3), "%s/p3", f->dir);
+	extract(f->out, r.root.offset, r.root.size, p3);
+	assert_int_equal(crypt_init(&cd, p3), 0);
+	assert_int_equal(crypt_load(cd, CRYPT_LUKS2, NULL), 0);
+	assert_string_equal(crypt_get_uuid(cd), r.luks_uuid);
+	assert_int_equal(crypt_volume_key_get(cd, 0, vk, &vklen, (const char *)f->secret,
+					      sizeof(f->secret)), 0);
+	crypt_free(cd);
+	struct tdc_xts *x = NULL;
+	uint8_t *buf = malloc(MIB);
+	int src = open(p3, O_RDONLY), out;
+
+	snprintf(plain, sizeof(plain), "%s/plain", f->dir);
+	out = open(plain, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(src >= 0 && out >= 0 && buf);
+	assert_int_equal(tdc_xts_new(&x, (const uint8_t *)vk, NULL), 0);
+	for (uint64_t off = 0; off < ROOT_MIB * MIB; off += MIB) {
+		assert_int_equal(pread(src, buf, MIB, (off_t)(TDC_IMAGE_DATA_OFFSET + off)), MIB);
+		assert_int_equal(tdc_xts_decrypt(x, buf, MIB / 4096, off / 4096, NULL), 0);
+		assert_int_equal(pwrite(out, buf, MIB, (off_t)off), MIB);
+	}
+	tdc_xts_free(x);
+	free(buf);
+	close(src);
+	close(out);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; e2fsck -fn %s >/dev/null 2>&1", plain), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; debugfs -R 'cat /etc/fstab' %s "
+			    "2>/dev/null | grep -q '^UUID=%s /boot ext4'", plain, SEP_BOOT_UUID),
+			 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; dumpe2fs -h %s 2>/dev/null | "
+			    "grep -q 'UUID: *%s'", plain, r.root_fs_uuid), 0);
+}
+
+/* The /boot of fstab by label and by PARTUUID; and each refusal of find_boot_part. */
+static void test_build_sep_boot_specs(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+	struct tdc_gpt in;
+	struct stat st;
+	char spec[64], guid[37];
+	int fd;
+
+	if (!have_tools())
+		skip();
+	base_opts(f, &o);
+	make_sep_boot_disk(f, "LABEL=BOOT");
+	assert_int_equal(tdc_image_build(&o, &r, &e), 0);
+	assert_string_equal(r.boot_fs_uuid, SEP_BOOT_UUID);
+	unlink(f->out);
+
+	make_sep_boot_disk(f, "/dev/sda16");
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "unsupported source");
+	make_sep_boot_disk(f, "UUID=3f2504e0-4f89-41d3-9a0c-0305e82c3302");
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "no ext4 partition");
+	make_sep_boot_disk(f, "LABEL=cloudimg-rootfs"); /* the root itself is no /boot */
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "no ext4 partition");
+	make_sep_boot_disk(f, "LABEL=BOOT /boot ext4 defaults 0 2\\nLABEL=BOOT");
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "mounts /boot twice");
+
+	/* PARTUUID: the GUID sgdisk gave entry 16 */
+	make_sep_boot_disk(f, "UUID=" SEP_BOOT_UUID);
+	assert_int_equal(stat(f->disk, &st), 0);
+	fd = open(f->disk, O_RDONLY);
+	assert_int_equal(tdc_gpt_read_fd(fd, (uint64_t)st.st_size, &in, &e), 0);
+	close(fd);
+	snprintf(spec, sizeof(spec), "PARTUUID=%s", tdc_guid_format(in.parts[3].guid, guid));
+	make_sep_boot_disk(f, spec);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; sgdisk -u 16:%s %s >/dev/null", guid,
+			    f->disk), 0);
+	assert_int_equal(tdc_image_build(&o, &r, &e), 0);
+	assert_string_equal(r.boot_fs_uuid, SEP_BOOT_UUID);
+}
+
 /* ---- GPT parser, check by check ---- */
 
 static uint8_t *gpt_disk(size_t *len, struct tdc_gpt *g)
@@ -709,6 +893,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_build_qcow2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_out_untouched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_sep_boot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_sep_boot_specs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
