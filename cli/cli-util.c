@@ -211,3 +211,42 @@ int cli_read_root_der(const char *path, uint8_t **der, size_t *der_len, struct t
 	return 0;
 }
 
+
+int cli_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int cli_verify_opt(int argc, char **argv, int *i, struct cli_verify_opts *o, const char *cmd)
+{
+	const char *s = argv[*i];
+	const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+	if (!strcmp(s, "--json")) {
+		o->json = true;
+		return 1;
+	}
+	const char **slot = !strcmp(s, "--collateral")			   ? &o->collateral
+			    : !strcmp(s, "--at")				   ? &o->at
+			    : !strcmp(s, "--test-root-ca-for-testing-only") ? &o->root
+									    : NULL;
+	if (!slot && strcmp(s, "--min-tcb-eval") != 0)
+		return 0;
+	if (!val)
+		return 0; /* incomplete: the caller reports it */
+	(*i)++;
+	if (slot) {
+		*slot = val;
+		return 1;
+	}
+	if (cli_parse_u32(val, 0, UINT32_MAX, &o->min_eval) < 0) {
+		fprintf(stderr, "tdcrypt: %s: bad --min-tcb-eval '%s'\n", cmd, val);
+		return -1;
+	}
+	return 1;
+}

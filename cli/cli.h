@@ -52,5 +52,18 @@ int cli_read_quote(const char *path, uint8_t **out, size_t *len, struct tdc_erro
 int cli_parse_time(const char *s, int64_t *out, struct tdc_error *e);
 /* A root certificate file, DER or PEM, returned as DER (free with free()). */
 int cli_read_root_der(const char *path, uint8_t **der, size_t *der_len, struct tdc_error *e);
+/* A decimal in [min, max]; -1 otherwise. */
+int cli_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
+/* The verification options shared by `quote verify` and `policy explain`. */
+struct cli_verify_opts {
+	const char *collateral, *at, *root;
+	uint32_t min_eval;
+	bool json;
+};
+/* Consumes argv[*i] (and its value) if it is one of those options: returns 1,
+ * 0 if it is not (or lacks its value), -1 after printing a bad value. */
+int cli_verify_opt(int argc, char **argv, int *i, struct cli_verify_opts *o, const char *cmd);
+
 /* Maps an error code to an exit code (format/io/usage -> BAD_INPUT, ...). */
 int cli_exit_for(int code);

@@ -63,17 +63,6 @@ static void usage(FILE *f)
 		"usage: tdcrypt forward [HOST:]PORT   (stdio <-> TCP relay, used by --broker-forward)\n");
 }
 
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 /* "2G", "1536M", "1536" (MiB) */
 static int parse_mem(const char *s, uint32_t *mib)
 {
@@ -90,7 +79,7 @@ static int parse_mem(const char *s, uint32_t *mib)
 		num[n - 1] = '\0';
 	}
 	uint32_t v;
-	if (parse_u32(num, 1, TDC_LAUNCH_MAX_MEMORY_MIB / mult, &v) < 0)
+	if (cli_parse_u32(num, 1, TDC_LAUNCH_MAX_MEMORY_MIB / mult, &v) < 0)
 		return -1;
 	*mib = v * mult;
 	return 0;
@@ -126,7 +115,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 				return -1;
 			}
 		} else if (OPT("--cpus")) {
-			if (parse_u32(v, 1, TDC_LAUNCH_MAX_CPUS, &a->o.cpus) < 0) {
+			if (cli_parse_u32(v, 1, TDC_LAUNCH_MAX_CPUS, &a->o.cpus) < 0) {
 				fprintf(stderr, "tdcrypt: launch: bad --cpus '%s'\n", v);
 				return -1;
 			}
@@ -145,13 +134,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 		} else if (OPT("--broker-forward")) {
 			a->broker_forward = v;
 		} else if (OPT("--guest-broker-port")) {
-			if (parse_u32(v, 1, 65535, &u) < 0) {
+			if (cli_parse_u32(v, 1, 65535, &u) < 0) {
 				fprintf(stderr, "tdcrypt: launch: bad --guest-broker-port '%s'\n", v);
 				return -1;
 			}
 			a->o.guest_broker_port = (uint16_t)u;
 		} else if (OPT("--ssh-port")) {
-			if (parse_u32(v, 1, 65535, &u) < 0) {
+			if (cli_parse_u32(v, 1, 65535, &u) < 0) {
 				fprintf(stderr, "tdcrypt: launch: bad --ssh-port '%s'\n", v);
 				return -1;
 			}

@@ -26,9 +26,8 @@
 
 
 struct args {
-	const char *secret, *quote, *collateral, *policy, *sock, *at, *root;
-	uint32_t min_eval;
-	bool json;
+	const char *secret, *quote, *policy, *sock;
+	struct cli_verify_opts v;
 };
 
 static void usage(FILE *f)
@@ -54,31 +53,18 @@ static int parse_args(int argc, char **argv, struct args *a)
 	memset(a, 0, sizeof(*a));
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
-		const bool v = i + 1 < argc;
-		if (!strcmp(s, "--json")) {
-			a->json = true;
-		} else if (!strcmp(s, "--secret") && v) {
+		const bool has_val = i + 1 < argc;
+		int used = cli_verify_opt(argc, argv, &i, &a->v, "policy explain");
+		if (used < 0)
+			return -1;
+		if (used)
+			continue;
+		if (!strcmp(s, "--secret") && has_val) {
 			a->secret = argv[++i];
-		} else if (!strcmp(s, "--collateral") && v) {
-			a->collateral = argv[++i];
-		} else if (!strcmp(s, "--policy") && v) {
+		} else if (!strcmp(s, "--policy") && has_val) {
 			a->policy = argv[++i];
-		} else if (!strcmp(s, "--socket") && v) {
+		} else if (!strcmp(s, "--socket") && has_val) {
 			a->sock = argv[++i];
-		} else if (!strcmp(s, "--at") && v) {
-			a->at = argv[++i];
-		} else if (!strcmp(s, "--test-root-ca-for-testing-only") && v) {
-			a->root = argv[++i];
-		} else if (!strcmp(s, "--min-tcb-eval") && v) {
-			char *end;
-			errno = 0;
-			unsigned long n = strtoul(argv[++i], &end, 10);
-			if (errno || *end || end == argv[i] || n > UINT32_MAX) {
-				fprintf(stderr, "tdcrypt: policy explain: bad --min-tcb-eval '%s'\n",
-					argv[i]);
-				return -1;
-			}
-			a->min_eval = (uint32_t)n;
 		} else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
 			usage(stdout);
 			exit(TDC_EXIT_OK);
@@ -93,7 +79,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			return -1;
 		}
 	}
-	if (!a->quote || !a->collateral || (!a->secret && !a->policy)) {
+	if (!a->quote || !a->v.collateral || (!a->secret && !a->policy)) {
 		usage(stderr);
 		return -1;
 	}
@@ -247,7 +233,7 @@ int cmd_policy_explain(int argc, char **argv)
 	tdc_error_clear(&e);
 	if (parse_args(argc, argv, &a) < 0)
 		return TDC_EXIT_BAD_INPUT;
-	if (cli_parse_time(a.at, &now, &e) < 0) {
+	if (cli_parse_time(a.v.at, &now, &e) < 0) {
 		cli_print_error("--at", &e);
 		return TDC_EXIT_BAD_INPUT;
 	}
@@ -257,14 +243,14 @@ int cmd_policy_explain(int argc, char **argv)
 		exit_code = cli_exit_for(e.code);
 		goto out;
 	}
-	if (tdc_collateral_load(a.collateral, &coll, &e) < 0) {
-		cli_print_error(a.collateral, &e);
+	if (tdc_collateral_load(a.v.collateral, &coll, &e) < 0) {
+		cli_print_error(a.v.collateral, &e);
 		exit_code = cli_exit_for(e.code);
 		goto out;
 	}
-	if (a.root) {
-		if (cli_read_root_der(a.root, &root, &root_len, &e) < 0) {
-			cli_print_error(a.root, &e);
+	if (a.v.root) {
+		if (cli_read_root_der(a.v.root, &root, &root_len, &e) < 0) {
+			cli_print_error(a.v.root, &e);
 			exit_code = cli_exit_for(e.code);
 			goto out;
 		}
@@ -291,7 +277,7 @@ int cmd_policy_explain(int argc, char **argv)
 	struct tdc_verifier_opts opts = {
 		.test_root_der = root,
 		.test_root_der_len = root_len,
-		.min_tcb_eval_num = a.min_eval,
+		.min_tcb_eval_num = a.v.min_eval,
 	};
 	if (tdc_verifier_new(&opts, &ver, &e) < 0) {
 		cli_print_error("verifier", &e);
@@ -303,7 +289,7 @@ int cmd_policy_explain(int argc, char **argv)
 	if (rc < 0) {
 		/* the broker stops here: no rule is evaluated on unverified claims */
 		exit_code = cli_exit_for(e.code);
-		if (a.json) {
+		if (a.v.json) {
 			if (print_json(&a, source, &verdict, &e, NULL, verify_code(e.code)) < 0)
 				exit_code = TDC_EXIT_INTERNAL;
 		} else {
@@ -329,7 +315,7 @@ int cmd_policy_explain(int argc, char **argv)
 				 : res.reason_code && !strcmp(res.reason_code, "tcb_status")
 					 ? "tcb_refused"
 					 : "policy_denied";
-	if (a.json) {
+	if (a.v.json) {
 		if (print_json(&a, source, &verdict, NULL, &res, agent_code) < 0) {
 			fprintf(stderr, "tdcrypt: policy explain: out of memory\n");
 			exit_code = TDC_EXIT_INTERNAL;

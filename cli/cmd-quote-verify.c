@@ -20,9 +20,8 @@
 
 
 struct args {
-	const char *quote, *collateral, *at, *root;
-	bool json;
-	uint32_t min_eval;
+	const char *quote;
+	struct cli_verify_opts v;
 };
 
 static void usage(FILE *f)
@@ -45,26 +44,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 	memset(a, 0, sizeof(*a));
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
-		const bool has_val = i + 1 < argc;
-		if (!strcmp(s, "--json")) {
-			a->json = true;
-		} else if (!strcmp(s, "--collateral") && has_val) {
-			a->collateral = argv[++i];
-		} else if (!strcmp(s, "--at") && has_val) {
-			a->at = argv[++i];
-		} else if (!strcmp(s, "--test-root-ca-for-testing-only") && has_val) {
-			a->root = argv[++i];
-		} else if (!strcmp(s, "--min-tcb-eval") && has_val) {
-			char *end;
-			errno = 0;
-			unsigned long n = strtoul(argv[++i], &end, 10);
-			if (errno || *end || end == argv[i] || n > UINT32_MAX) {
-				fprintf(stderr, "tdcrypt: quote verify: bad --min-tcb-eval '%s'\n",
-					argv[i]);
-				return -1;
-			}
-			a->min_eval = (uint32_t)n;
-		} else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+		int used = cli_verify_opt(argc, argv, &i, &a->v, "quote verify");
+		if (used < 0)
+			return -1;
+		if (used)
+			continue;
+		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
 			usage(stdout);
 			exit(TDC_EXIT_OK);
 		} else if (s[0] == '-' && s[1] != '\0') {
@@ -78,7 +63,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			return -1;
 		}
 	}
-	if (!a->quote || !a->collateral) {
+	if (!a->quote || !a->v.collateral) {
 		usage(stderr);
 		return -1;
 	}
@@ -216,7 +201,7 @@ int cmd_quote_verify(int argc, char **argv)
 	tdc_error_clear(&e);
 	if (parse_args(argc, argv, &a) < 0)
 		return TDC_EXIT_BAD_INPUT;
-	if (cli_parse_time(a.at, &now, &e) < 0) {
+	if (cli_parse_time(a.v.at, &now, &e) < 0) {
 		cli_print_error("--at", &e);
 		return TDC_EXIT_BAD_INPUT;
 	}
@@ -225,14 +210,14 @@ int cmd_quote_verify(int argc, char **argv)
 		exit_code = cli_exit_for(e.code);
 		goto out;
 	}
-	if (tdc_collateral_load(a.collateral, &coll, &e) < 0) {
-		cli_print_error(a.collateral, &e);
+	if (tdc_collateral_load(a.v.collateral, &coll, &e) < 0) {
+		cli_print_error(a.v.collateral, &e);
 		exit_code = cli_exit_for(e.code);
 		goto out;
 	}
-	if (a.root) {
-		if (cli_read_root_der(a.root, &root, &root_len, &e) < 0) {
-			cli_print_error(a.root, &e);
+	if (a.v.root) {
+		if (cli_read_root_der(a.v.root, &root, &root_len, &e) < 0) {
+			cli_print_error(a.v.root, &e);
 			exit_code = cli_exit_for(e.code);
 			goto out;
 		}
@@ -243,7 +228,7 @@ int cmd_quote_verify(int argc, char **argv)
 	struct tdc_verifier_opts opts = {
 		.test_root_der = root,
 		.test_root_der_len = root_len,
-		.min_tcb_eval_num = a.min_eval,
+		.min_tcb_eval_num = a.v.min_eval,
 	};
 	if (tdc_verifier_new(&opts, &ver, &e) < 0) {
 		cli_print_error("verifier", &e);
@@ -252,7 +237,7 @@ int cmd_quote_verify(int argc, char **argv)
 	}
 
 	int rc = tdc_verify_quote(ver, quote, quote_len, &coll, now, &verdict, &e);
-	if (a.json && print_json(&verdict, rc < 0 ? &e : NULL) < 0) {
+	if (a.v.json && print_json(&verdict, rc < 0 ? &e : NULL) < 0) {
 		exit_code = TDC_EXIT_INTERNAL;
 		goto out;
 	}
@@ -264,7 +249,7 @@ int cmd_quote_verify(int argc, char **argv)
 		exit_code = cli_exit_for(e.code);
 		goto out;
 	}
-	if (!a.json)
+	if (!a.v.json)
 		print_human(&verdict);
 	if (verdict.status == TDC_TCB_UP_TO_DATE) {
 		exit_code = TDC_EXIT_OK;
