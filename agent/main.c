@@ -118,8 +118,6 @@ int main(int argc, char **argv)
 		tdc_agent_config_free(&c);
 		return TDC_AGENT_EXIT_CONFIG;
 	}
-	if (cmdline && !c.cmdline_path)
-		c.cmdline_path = strdup(cmdline);
 	o.debug = debug || c.debug;
 
 	int code = tdc_agent_run(&c, &ro, tdc_agent_real_clock(), &ev);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -249,4 +250,34 @@ int cli_verify_opt(int argc, char **argv, int *i, struct cli_verify_opts *o, con
 		return -1;
 	}
 	return 1;
+}
+
+int cli_write_text(const char *path, const char *text)
+{
+	if (!path || !strcmp(path, "-")) {
+		fputs(text, stdout);
+		if (*text && text[strlen(text) - 1] != '\n')
+			putchar('\n');
+		return fflush(stdout) == 0 ? TDC_EXIT_OK : TDC_EXIT_INTERNAL;
+	}
+	char tmp[4096];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp)) {
+		fprintf(stderr, "tdcrypt: path too long: %s\n", path);
+		return TDC_EXIT_BAD_INPUT;
+	}
+	int fd = mkstemp(tmp);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	bool ok = f && fchmod(fd, 0644) == 0 && fputs(text, f) >= 0 &&
+		  (!*text || text[strlen(text) - 1] == '\n' || fputc('\n', f) != EOF) &&
+		  fflush(f) == 0 && fsync(fd) == 0;
+	if (f)
+		ok = fclose(f) == 0 && ok;
+	else if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, path) != 0) {
+		fprintf(stderr, "tdcrypt: cannot write %s: %s\n", path, strerror(errno));
+		unlink(tmp);
+		return TDC_EXIT_BAD_INPUT;
+	}
+	return TDC_EXIT_OK;
 }

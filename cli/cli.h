@@ -33,6 +33,38 @@ int cmd_policy_set(int argc, char **argv);
 int cmd_policy_show(int argc, char **argv);
 int cmd_policy_explain(int argc, char **argv);
 int cmd_image_encrypt(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+int cmd_eventlog_show(int argc, char **argv);
+int cmd_policy_from_image(int argc, char **argv);
+
+/* ---- reference values (cmd-measure.c), shared with image encrypt --emit-policy ---- */
+struct tdc_reference;
+struct tdc_policy_reference;
+struct measure_args {
+	const char *image, *kernel, *initrd, *cmdline, *firmware, *boot, *target, *out;
+	uint32_t memory_mib;
+	unsigned qemu_major, qemu_minor; /* 0: the installed QEMU's */
+	bool two_pass, json, allow_unmeasured;
+};
+struct measure_run {
+	uint8_t *fw;
+	size_t fw_len;
+	char fw_sha256[65], fw_package[96];
+	unsigned qemu_major, qemu_minor;
+	struct tdc_reference *ref;
+};
+/* Parses the measure options from argv[first]; fills defaults (boot, target, firmware). */
+int measure_parse(int argc, char **argv, int first, struct measure_args *a);
+/* Reads the inputs and predicts; prints errors; returns an exit code. */
+int measure_run(const struct measure_args *a, struct measure_run *m);
+void measure_free(struct measure_run *m);
+void measure_reference_meta(const struct measure_args *a, const struct measure_run *m,
+			    struct tdc_policy_reference *r);
+/* The policy of the predicted boot (canonical JSON, malloc'd); prints errors and the RTMRs
+ * left unpinned; returns an exit code. */
+int measure_policy(const struct measure_args *a, char **json);
+/* Writes text to path (0644, replaced atomically), or to stdout if path is NULL or "-". */
+int cli_write_text(const char *path, const char *text);
 
 struct json_object;
 /* The broker's admin socket: opt, else $TDCRYPT_KBS_SOCKET, else the default. */

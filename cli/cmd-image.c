@@ -41,12 +41,16 @@ static const char usage_text[] =
 	"  OUT: ESP (as is) + clear /boot + LUKS2 root; must not exist. Needs root (mount, chroot).\n"
 	"  The random disk key is registered with the broker (secret ID, no policy yet: set one\n"
 	"  with 'tdcrypt policy set') or written to FILE (0600, raw bytes); it is never printed.\n"
-	"  Testing only: --sim-dir DIR (agent uses the simulator provider), --no-guest (layout\n"
-	"  only: no agent, no initramfs; needs no root).\n";
+	"  --emit-policy FILE: the release policy OUT will satisfy, predicted from OUT itself\n"
+	"  (tdcrypt policy from-image; register it with 'tdcrypt policy set'), for\n"
+	"  [--firmware F] [--boot uefi|direct] [--memory SIZE] as tdcrypt launch will use them.\n"
+	"  Testing only: --sim-dir DIR (agent uses the simulator provider; the policy is then\n"
+	"  for the simulator's TD), --no-guest (layout only: no agent, no initramfs; no root).\n";
 
 struct args {
 	const char *in, *out, *secret_id, *key_out, *admin_sock, *agent, *guest_dir, *format;
 	const char *luks_name, *cmdline_extra, *sim_dir;
+	const char *emit_policy, *firmware, *boot, *memory;
 	const char *brokers[TDC_IMAGE_MAX_BROKERS], *pins[TDC_IMAGE_MAX_PINS];
 	size_t n_brokers, n_pins;
 	uint32_t boot_mib, timeout_s;
@@ -153,6 +157,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->cmdline_extra = v;
 		else if (!strcmp(s, "--sim-dir"))
 			a->sim_dir = v;
+		else if (!strcmp(s, "--emit-policy"))
+			a->emit_policy = v;
+		else if (!strcmp(s, "--firmware"))
+			a->firmware = v;
+		else if (!strcmp(s, "--boot"))
+			a->boot = v;
+		else if (!strcmp(s, "--memory"))
+			a->memory = v;
 		else if (!strcmp(s, "--boot-size")) {
 			if (parse_u32(v, 64, 65536, &a->boot_mib) < 0) {
 				fprintf(stderr, "tdcrypt: --boot-size takes 64..65536 (MiB)\n");
@@ -192,7 +204,48 @@ static int parse_args(int argc, char **argv, struct args *a)
 		fprintf(stderr, "tdcrypt: --format takes qcow2 or raw\n");
 		return -1;
 	}
+	if ((a->firmware || a->boot || a->memory) && !a->emit_policy) {
+		fprintf(stderr, "tdcrypt: --firmware, --boot and --memory go with --emit-policy\n");
+		return -1;
+	}
 	return 0;
+}
+
+/* --emit-policy: the policy predicted from OUT, with the measure options of tdcrypt policy
+ * from-image (one parser for both). */
+static int emit_policy(const struct args *a)
+{
+	struct measure_args m;
+	char *json = NULL;
+	const char *argv[16];
+	int n = 0;
+	argv[n++] = "from-image";
+	argv[n++] = a->out;
+	argv[n++] = "--target";
+	argv[n++] = a->sim_dir ? "sim" : "td";
+	if (a->firmware) {
+		argv[n++] = "--firmware";
+		argv[n++] = a->firmware;
+	}
+	if (a->boot) {
+		argv[n++] = "--boot";
+		argv[n++] = a->boot;
+	}
+	if (a->memory) {
+		argv[n++] = "--memory";
+		argv[n++] = a->memory;
+	}
+	argv[n] = NULL;
+	if (measure_parse(n, (char **)argv, 1, &m) < 0)
+		return TDC_EXIT_BAD_INPUT;
+	int rc = measure_policy(&m, &json);
+	if (rc == TDC_EXIT_OK)
+		rc = cli_write_text(a->emit_policy, json);
+	free(json);
+	if (rc != TDC_EXIT_OK)
+		fprintf(stderr, "tdcrypt: image encrypt: %s is built, but no policy was written; "
+				"its secret is not released without one\n", a->out);
+	return rc;
 }
 
 static void progress(void *arg, const char *stage, uint64_t done, uint64_t total)
@@ -473,5 +526,12 @@ int cmd_image_encrypt(int argc, char **argv)
 		print_json(&a, &res);
 	else
 		print_text(&a, &res);
+	if (a.emit_policy) {
+		if ((rc = emit_policy(&a)) != TDC_EXIT_OK)
+			return rc;
+		if (!a.json)
+			printf("  policy: %s (register it: tdcrypt policy set %s %s)\n",
+			       a.emit_policy, a.secret_id ? a.secret_id : "ID", a.emit_policy);
+	}
 	return TDC_EXIT_OK;
 }

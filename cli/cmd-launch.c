@@ -16,21 +16,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "tdcrypt/launch.h"
+#include <openssl/evp.h>
 
-/* Where distributions put TDVF (the OVMF build with TDX support). */
-static const char *const tdvf_paths[] = {
-	"/usr/share/ovmf/OVMF.inteltdx.fd",          /* Ubuntu (canonical/tdx) */
-	"/usr/share/edk2/ovmf/OVMF.inteltdx.fd",     /* Fedora, CentOS Stream */
-	"/usr/share/qemu/OVMF.inteltdx.fd",
-	"/usr/share/OVMF/OVMF.inteltdx.fd",
-};
+#include "cli.h"
+#include "tdcrypt/image.h"
+#include "tdcrypt/launch.h"
+#include "tdcrypt/policy.h"
+#include "util/util.h"
 
 struct args {
 	struct tdc_launch_opts o;
-	const char *format, *vars_template, *broker_forward;
-	bool print, tdx_set;
+	const char *format, *vars_template, *broker_forward, *policy, *boot;
+	bool print, tdx_set, no_vtpm;
 };
 
 static void usage(FILE *f)
@@ -38,15 +35,23 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: tdcrypt launch --image DISK [--tdx | --no-tdx] [options]\n"
 		"  --tdx             a TD on QEMU >= 10.1 with KVM (default)\n"
-		"  --no-tdx          TCG emulation with OVMF, for tests and demos (never KVM)\n"
+		"  --no-tdx          TCG emulation with OVMF and a vTPM (the quote simulator's TD),\n"
+		"                    for tests and demos (never KVM)\n"
+		"  --policy FILE     take the firmware, boot path, target and memory from the\n"
+		"                    policy's reference block (tdcrypt policy from-image), and\n"
+		"                    refuse a firmware file whose SHA-256 differs from it\n"
 		"  --memory SIZE     guest memory, e.g. 2G, 1536M (default 2G)\n"
 		"  --cpus N          vCPUs (default 2)\n"
 		"  --firmware FILE   TDX: TDVF (OVMF.inteltdx.fd, searched in /usr/share);\n"
-		"                    no-TDX: OVMF code (default " TDC_LAUNCH_OVMF_CODE ")\n"
-		"  --vars FILE       no-TDX: writable OVMF vars (created from the template if\n"
-		"                    missing; default: a private copy that disappears with QEMU)\n"
+		"                    no-TDX: default " TDC_LAUNCH_OVMF " (as -bios)\n"
+		"  --vars FILE       no-TDX: OVMF code (--firmware) + writable vars as pflash\n"
+		"                    (created from the template if missing)\n"
 		"  --vars-template F default " TDC_LAUNCH_OVMF_VARS "\n"
-		"  --kernel K [--initrd I] [--append CMDLINE]   direct kernel boot\n"
+		"  --no-vtpm         no-TDX: no vTPM (then the simulator has no measurements)\n"
+		"  --boot uefi|direct  uefi (default): the firmware boots the disk's loader;\n"
+		"                    direct: QEMU -kernel/-initrd/-append with what the disk's GRUB\n"
+		"                    would boot (its default entry, read from the clear /boot)\n"
+		"  --kernel K [--initrd I] [--append CMDLINE]   direct kernel boot of these files\n"
 		"  --broker-forward [HOST:]PORT   the guest's " TDC_LAUNCH_GUEST_BROKER_ADDR
 		":50051 reaches the broker\n"
 		"                    there (HOST default 127.0.0.1) through `tdcrypt forward`;\n"
@@ -105,6 +110,16 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->print = true;
 		} else if (!strcmp(s, "--snapshot")) {
 			a->o.snapshot = true;
+		} else if (!strcmp(s, "--no-vtpm")) {
+			a->no_vtpm = true;
+		} else if (OPT("--policy")) {
+			a->policy = v;
+		} else if (OPT("--boot")) {
+			if (strcmp(v, "uefi") && strcmp(v, "direct")) {
+				fprintf(stderr, "tdcrypt: launch: --boot uefi|direct\n");
+				return -1;
+			}
+			a->boot = v;
 		} else if (OPT("--image")) {
 			a->o.image = v;
 		} else if (OPT("--format")) {
@@ -166,6 +181,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 		fprintf(stderr, "tdcrypt: launch: --image is required\n");
 		return -1;
 	}
+	if (a->boot && !strcmp(a->boot, "direct") && a->o.kernel) {
+		fprintf(stderr, "tdcrypt: launch: --boot direct takes the kernel from the image; "
+				"--kernel is another way\n");
+		return -1;
+	}
 	if (a->o.tdx && a->o.vars) {
 		fprintf(stderr, "tdcrypt: launch: --vars is for --no-tdx (TDVF has no pflash)\n");
 		return -1;
@@ -177,34 +197,86 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
-/* A private, already-unlinked copy of the vars template, as /dev/fd/N for QEMU. */
-static int private_vars(const char *tmpl, char *path, size_t cap)
+/* An already-unlinked file holding data, as /dev/fd/N for QEMU (which inherits it). */
+static int fd_file(const uint8_t *data, size_t len, char *path, size_t cap)
 {
-	int in = open(tmpl, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
-		fprintf(stderr, "tdcrypt: launch: cannot open %s: %s (apt-get install ovmf)\n",
-			tmpl, strerror(errno));
-		return -1;
-	}
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	/* not O_CLOEXEC: QEMU inherits it and opens /dev/fd/N */
-	int out = open(dir, O_TMPFILE | O_RDWR, 0600);
-	char buf[65536];
-	ssize_t r = 0;
-	while (out >= 0 && (r = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)r) != r) {
-			r = -1;
+	int fd = open(dir, O_TMPFILE | O_RDWR, 0600); /* not O_CLOEXEC: QEMU opens /dev/fd/N */
+	size_t done = 0;
+	while (fd >= 0 && done < len) {
+		ssize_t w = write(fd, data + done, len - done);
+		if (w <= 0) {
+			close(fd);
+			fd = -1;
 			break;
 		}
-	close(in);
-	if (out < 0 || r < 0) {
-		fprintf(stderr, "tdcrypt: launch: cannot make a vars copy in %s: %s\n", dir,
+		done += (size_t)w;
+	}
+	if (fd < 0) {
+		fprintf(stderr, "tdcrypt: launch: cannot write a temporary file in %s: %s\n", dir,
 			strerror(errno));
-		if (out >= 0)
-			close(out);
 		return -1;
 	}
-	snprintf(path, cap, "/dev/fd/%d", out);
+	snprintf(path, cap, "/dev/fd/%d", fd);
+	return 0;
+}
+
+/* --policy: firmware, boot path, target and memory as the reference values were made. */
+static int follow_policy(struct args *a)
+{
+	uint8_t *buf, *fw;
+	size_t len, fw_len;
+	struct tdc_error e = { 0 };
+	struct tdc_policy *p;
+	struct tdc_policy_reference r;
+	static char firmware[512];
+
+	if (tdc_file_read(a->policy, TDC_MAX_POLICY_JSON, &buf, &len, &e) < 0 ||
+	    tdc_policy_parse((const char *)buf, len, &p, &e) < 0) {
+		free(buf);
+		cli_print_error("launch: --policy", &e);
+		return -1;
+	}
+	free(buf);
+	tdc_policy_get_reference(p, &r);
+	tdc_policy_free(p);
+	if (!r.present || !r.firmware[0] || !r.firmware_sha256[0]) {
+		fprintf(stderr, "tdcrypt: launch: %s has no reference block with the firmware "
+				"(make it with tdcrypt policy from-image)\n", a->policy);
+		return -1;
+	}
+	snprintf(firmware, sizeof(firmware), "%s", r.firmware);
+	if (a->o.firmware && strcmp(a->o.firmware, firmware)) {
+		fprintf(stderr, "tdcrypt: launch: --firmware %s, but the policy was made for %s\n",
+			a->o.firmware, firmware);
+		return -1;
+	}
+	a->o.firmware = firmware;
+	if (tdc_file_read(firmware, TDC_TDVF_MAX_IMAGE, &fw, &fw_len, &e) < 0) {
+		cli_print_error("launch: firmware", &e);
+		return -1;
+	}
+	uint8_t d[32];
+	unsigned int dl;
+	char hex[65];
+	EVP_Digest(fw, fw_len, d, &dl, EVP_sha256(), NULL);
+	free(fw);
+	if (strcasecmp(tdc_hex_encode(d, sizeof(d), hex), r.firmware_sha256)) {
+		fprintf(stderr, "tdcrypt: launch: %s changed since the policy was made (sha256 %s, "
+				"policy %s): the TD would not match its reference values\n",
+			firmware, hex, r.firmware_sha256);
+		return -1;
+	}
+	bool tdx = strcmp(r.target, "sim") != 0;
+	if (a->tdx_set && a->o.tdx != tdx) {
+		fprintf(stderr, "tdcrypt: launch: the policy is for target %s\n", r.target);
+		return -1;
+	}
+	a->o.tdx = tdx;
+	if (r.boot[0] && !a->boot)
+		a->boot = !strcmp(r.boot, "direct") ? "direct" : "uefi";
+	if (r.memory_mib && !a->o.memory_mib)
+		a->o.memory_mib = r.memory_mib;
 	return 0;
 }
 
@@ -245,7 +317,9 @@ int cmd_launch(int argc, char **argv)
 	struct args a;
 	struct tdc_error e = { 0 };
 	struct tdc_argv qv = { 0 };
-	char self[PATH_MAX], vars_fd[32], target[300];
+	struct tdc_vtpm vtpm;
+	char self[PATH_MAX], target[300], kernel_fd[32], initrd_fd[32];
+	static char append[4096];
 	const char *fwd[3];
 	uint16_t port;
 
@@ -253,22 +327,16 @@ int cmd_launch(int argc, char **argv)
 		usage(stderr);
 		return TDC_EXIT_BAD_INPUT;
 	}
+	if (a.policy && follow_policy(&a) < 0)
+		return TDC_EXIT_BAD_INPUT;
 	if (a.format) {
 		a.o.image_format = !strcmp(a.format, "qcow2") ? TDC_DISK_QCOW2 : TDC_DISK_RAW;
 	} else if (tdc_disk_format_detect(a.o.image, &a.o.image_format, &e) < 0) {
 		cli_print_error("launch", &e);
 		return cli_exit_for(e.code);
 	}
-	if (!a.o.firmware && a.o.tdx) {
-		a.o.firmware = tdvf_paths[0];
-		for (size_t i = 0; i < sizeof(tdvf_paths) / sizeof(tdvf_paths[0]); i++)
-			if (readable(tdvf_paths[i])) {
-				a.o.firmware = tdvf_paths[i];
-				break;
-			}
-	} else if (!a.o.firmware) {
-		a.o.firmware = TDC_LAUNCH_OVMF_CODE;
-	}
+	if (!a.o.firmware)
+		a.o.firmware = tdc_launch_default_firmware(a.o.tdx);
 	if (a.broker_forward) {
 		char host[256];
 		if (tdc_hostport_parse(a.broker_forward, host, sizeof(host), &port, &e) < 0) {
@@ -291,10 +359,35 @@ int cmd_launch(int argc, char **argv)
 		a.o.forward_argc = 3;
 	}
 
+	if (a.boot && !strcmp(a.boot, "direct")) {
+		/* what the image's GRUB would boot: the same extraction tdcrypt measure uses */
+		struct tdc_direct_boot db;
+		if (tdc_image_direct_boot(a.o.image, &db, &e) < 0) {
+			cli_print_error("launch: --boot direct", &e);
+			return cli_exit_for(e.code);
+		}
+		snprintf(append, sizeof(append), "%s", db.cmdline);
+		int r = fd_file(db.kernel, db.kernel_len, kernel_fd, sizeof(kernel_fd));
+		if (r == 0 && db.initrd)
+			r = fd_file(db.initrd, db.initrd_len, initrd_fd, sizeof(initrd_fd));
+		if (r < 0) {
+			tdc_direct_boot_free(&db);
+			return TDC_EXIT_INTERNAL;
+		}
+		a.o.kernel = kernel_fd;
+		a.o.initrd = db.initrd ? initrd_fd : NULL;
+		a.o.append = append;
+		tdc_direct_boot_free(&db);
+	}
+	bool want_vtpm = !a.o.tdx && !a.no_vtpm;
 	if (a.print) {
-		if (!a.o.tdx && !a.o.vars) {
-			printf("# first: cp %s vars.fd\n", a.vars_template);
-			a.o.vars = "vars.fd";
+		if (!a.o.tdx && a.o.vars)
+			printf("# first: cp %s %s\n", a.vars_template, a.o.vars);
+		if (want_vtpm) {
+			printf("# first: swtpm_setup --tpm2 --pcr-banks sha384 --tpmstate DIR; "
+			       "swtpm socket --tpm2 --tpmstate dir=DIR --ctrl type=unixio,path=DIR/ctrl "
+			       "--terminate &\n");
+			a.o.vtpm_socket = "DIR/ctrl";
 		}
 	} else {
 		if (!readable(a.o.firmware)) {
@@ -303,12 +396,14 @@ int cmd_launch(int argc, char **argv)
 					: " (apt-get install ovmf)");
 			return TDC_EXIT_BAD_INPUT;
 		}
-		if (!a.o.tdx && !a.o.vars) {
-			if (private_vars(a.vars_template, vars_fd, sizeof(vars_fd)) < 0)
-				return TDC_EXIT_BAD_INPUT;
-			a.o.vars = vars_fd;
-		} else if (!a.o.tdx && create_vars(a.vars_template, a.o.vars) < 0) {
+		if (!a.o.tdx && a.o.vars && create_vars(a.vars_template, a.o.vars) < 0)
 			return TDC_EXIT_BAD_INPUT;
+		if (want_vtpm) {
+			if (tdc_vtpm_start(&vtpm, &e) < 0) {
+				cli_print_error("launch: vTPM", &e);
+				return TDC_EXIT_BAD_INPUT;
+			}
+			a.o.vtpm_socket = vtpm.socket;
 		}
 	}
 

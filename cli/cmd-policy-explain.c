@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 
 #include "cli.h"
+#include "tdcrypt/measure.h"
 #include "tdcrypt/policy.h"
 #include "tdcrypt/verify.h"
 #include "util/limits.h"
@@ -27,6 +28,7 @@
 
 struct args {
 	const char *secret, *quote, *policy, *sock;
+	const char *event_log, *ccel_table;
 	struct cli_verify_opts v;
 };
 
@@ -35,7 +37,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: tdcrypt policy explain --secret ID QUOTE --collateral PATH [--json]\n"
 		"                              [--policy FILE | --socket PATH] [--at TIME]\n"
-		"                              [--min-tcb-eval N]\n"
+		"                              [--min-tcb-eval N] [--event-log FILE [--ccel-table F]]\n"
 		"                              [--test-root-ca-for-testing-only DER_OR_PEM_FILE]\n"
 		"  QUOTE         binary quote or hex text ('-': stdin)\n"
 		"  --secret      the secret whose policy applies (its policy comes from the broker's\n"
@@ -43,6 +45,9 @@ static void usage(FILE *f)
 		"  --policy      evaluate this policy file instead (offline; --secret optional)\n"
 		"  --collateral  dcap-qvl collateral JSON file, or a directory bundle\n"
 		"  --at          verification time: RFC 3339 or @UNIX; default: now\n"
+		"  --event-log   the TD's CC event log (CCEL data), replayed to the quote's RTMRs\n"
+		"                as the broker does; policies with \"events\" rule on it\n"
+		"  --ccel-table  the CCEL ACPI table that came with it (optional)\n"
 		"  --test-root-ca-for-testing-only  trust this root instead of Intel's (the\n"
 		"                simulator's); the policy then sees a simulator quote\n"
 		"exit: 0 released, 2 refused (verification or policy), 3 bad input\n");
@@ -65,6 +70,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->policy = argv[++i];
 		} else if (!strcmp(s, "--socket") && has_val) {
 			a->sock = argv[++i];
+		} else if (!strcmp(s, "--event-log") && has_val) {
+			a->event_log = argv[++i];
+		} else if (!strcmp(s, "--ccel-table") && has_val) {
+			a->ccel_table = argv[++i];
 		} else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
 			usage(stdout);
 			exit(TDC_EXIT_OK);
@@ -226,6 +235,9 @@ int cmd_policy_explain(int argc, char **argv)
 	size_t quote_len = 0, root_len = 0;
 	char *ptext = NULL;
 	const char *source = NULL;
+	struct tdc_evlog evlog = { 0 };
+	uint8_t *log_buf = NULL;
+	bool has_log = false;
 	int64_t now;
 	int exit_code, rc;
 
@@ -302,7 +314,35 @@ int cmd_policy_explain(int argc, char **argv)
 		goto out;
 	}
 
-	struct tdc_policy_input in = { .verdict = &verdict, .from_simulator = root != NULL };
+	/* the event log, checked as the broker checks it */
+	if (a.event_log) {
+		uint8_t *lb = NULL, *tb = NULL;
+		size_t ln = 0, tn = 0;
+		tdc_error_clear(&e);
+		rc = tdc_file_read(a.event_log, TDC_MAX_CCEL_AREA, &lb, &ln, &e);
+		if (rc == 0 && a.ccel_table && (rc = tdc_file_read(a.ccel_table, 4096, &tb, &tn, &e)) == 0 &&
+		    tn != TDC_CCEL_TABLE_SIZE)
+			rc = TDC_FAIL(&e, TDC_E_FORMAT, "not a CCEL table (56 bytes)");
+		if (rc == 0)
+			rc = tdc_evlog_verify(lb, ln, tb,
+					      (const uint8_t(*)[TDC_SHA384_LEN])verdict.td.rtmr, &evlog,
+					      &e);
+		free(tb);
+		if (rc < 0) {
+			free(lb);
+			char buf[512];
+			printf("event log: FAIL %s\n", tdc_error_format(&e, buf, sizeof(buf)));
+			printf("decision: deny (evidence_invalid)\n");
+			exit_code = TDC_EXIT_REJECTED;
+			goto out;
+		}
+		log_buf = lb;
+		has_log = true;
+		if (!a.v.json)
+			printf("event log: %zu events, replays to the quote's RTMRs\n", evlog.n);
+	}
+	struct tdc_policy_input in = { .verdict = &verdict, .from_simulator = root != NULL,
+				       .event_log = has_log ? &evlog : NULL };
 	tdc_error_clear(&e);
 	rc = tdc_policy_eval(pol, &in, &res, &e);
 	if (rc < 0 && rc != TDC_E_POLICY) {
@@ -333,6 +373,8 @@ int cmd_policy_explain(int argc, char **argv)
 	}
 	exit_code = rc == 0 ? TDC_EXIT_OK : TDC_EXIT_REJECTED;
 out:
+	tdc_evlog_free(&evlog);
+	free(log_buf);
 	tdc_policy_result_free(&res);
 	tdc_policy_free(pol);
 	tdc_verdict_free(&verdict);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * tdcrypt sim init DIR [--days N]: a simulator directory (test PKI, matching
- *   collateral bundle, sim root PEM, baseline TD measurements; agent/README.md).
- * tdcrypt sim quote --dir DIR --report-data HEX [--cmdline FILE] -o OUT: the
- *   quote the agent's sim provider would produce (RTMR2 from FILE, default
- *   /proc/cmdline), e.g. to compute a policy's expected measurements.
+ * tdcrypt sim init DIR [--days N] [--firmware FILE]: a simulator directory (test PKI,
+ *   matching collateral bundle, sim root PEM, the TD's MRTD computed from the firmware the
+ *   launcher uses; agent/README.md).
+ * tdcrypt sim quote --dir DIR --report-data HEX --tpm-log FILE -o OUT [--event-log-out F]:
+ *   the quote (and CC event log) the agent's sim provider would produce from a vTPM log.
  * Tests and demos only: nothing here is trusted by a broker unless it is told to.
  */
 #include <errno.h>
@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "tdcrypt/agent.h"
+#include "tdcrypt/launch.h"
 #include "util/util.h"
 
 static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
@@ -31,12 +32,17 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 
 int cmd_sim_init(int argc, char **argv)
 {
-	const char *dir = NULL;
+	const char *dir = NULL, *fw_path = TDC_LAUNCH_OVMF;
 	int64_t days = 30, now = (int64_t)time(NULL);
 	struct tdc_error e = {0};
+	struct tdc_tdvf t;
+	uint8_t mrtd[TDC_SHA384_LEN], *fw = NULL;
+	size_t fw_len;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--days") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--firmware") && i + 1 < argc) {
+			fw_path = argv[++i];
+		} else if (!strcmp(argv[i], "--days") && i + 1 < argc) {
 			if (parse_i64(argv[++i], 1, 3650, &days) < 0)
 				goto usage;
 		} else if (!strcmp(argv[i], "--now") && i + 1 < argc) {
@@ -50,7 +56,17 @@ int cmd_sim_init(int argc, char **argv)
 	}
 	if (!dir)
 		goto usage;
-	if (tdc_sim_dir_init(dir, now, (uint32_t)days, &e) < 0) {
+	/* The simulated TDX module reports the MRTD of the firmware the launcher boots. */
+	int rc = tdc_file_read(fw_path, TDC_TDVF_MAX_IMAGE, &fw, &fw_len, &e);
+	if (rc == 0 && (rc = tdc_tdvf_parse(fw, fw_len, &t, &e)) == 0)
+		rc = tdc_tdvf_mrtd(fw, fw_len, &t, TDC_MRTD_SINGLE_PASS, mrtd, &e);
+	free(fw);
+	if (rc < 0) {
+		cli_print_error("sim init: firmware", &e);
+		fprintf(stderr, "  (--firmware FILE: the TDVF/OVMF image tdcrypt launch uses)\n");
+		return cli_exit_for(e.code);
+	}
+	if (tdc_sim_dir_init(dir, now, (uint32_t)days, mrtd, &e) < 0) {
 		cli_print_error("sim init", &e);
 		return cli_exit_for(e.code);
 	}
@@ -59,11 +75,12 @@ int cmd_sim_init(int argc, char **argv)
 	       "td.json)\n"
 	       "  collateral/   collateral bundle, valid %lld days (broker --collateral-dir)\n"
 	       "  sim-root.pem  simulated root CA (broker simulator trust)\n"
-	       "  td.json       TD measurements; RTMR2 comes from the kernel command line\n",
-	       dir, (long long)days);
+	       "  td.json       MRTD of %s and the other TD registers; the RTMRs come from\n"
+	       "                the boot's event log (a vTPM's)\n",
+	       dir, (long long)days, fw_path);
 	return TDC_EXIT_OK;
 usage:
-	fprintf(stderr, "usage: tdcrypt sim init DIR [--days N] [--now EPOCH]\n");
+	fprintf(stderr, "usage: tdcrypt sim init DIR [--days N] [--firmware FILE] [--now EPOCH]\n");
 	return TDC_EXIT_BAD_INPUT;
 }
 
@@ -90,19 +107,21 @@ static int write_out(const char *path, const uint8_t *p, size_t n, struct tdc_er
 
 int cmd_sim_quote(int argc, char **argv)
 {
-	const char *dir = NULL, *hex = NULL, *cmdline = NULL, *out = NULL;
+	const char *dir = NULL, *hex = NULL, *tpm_log = NULL, *out = NULL, *log_out = NULL;
 	int64_t now = (int64_t)time(NULL);
 	struct tdc_error e = {0};
-	uint8_t rd[64], *quote = NULL;
-	size_t len;
+	struct tdc_agent_evidence ev = {0};
+	uint8_t rd[64];
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--report-data") && i + 1 < argc)
 			hex = argv[++i];
-		else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc)
-			cmdline = argv[++i];
+		else if (!strcmp(argv[i], "--tpm-log") && i + 1 < argc)
+			tpm_log = argv[++i];
+		else if (!strcmp(argv[i], "--event-log-out") && i + 1 < argc)
+			log_out = argv[++i];
 		else if (!strcmp(argv[i], "-o") && i + 1 < argc)
 			out = argv[++i];
 		else if (!strcmp(argv[i], "--now") && i + 1 < argc) {
@@ -111,20 +130,21 @@ int cmd_sim_quote(int argc, char **argv)
 		} else
 			goto usage;
 	}
-	if (!dir || !hex || !out)
+	if (!dir || !hex || !out || !tpm_log)
 		goto usage;
 	if (tdc_hex_decode(hex, strlen(hex), rd, sizeof(rd), "--report-data", &e) < 0 ||
-	    tdc_sim_dir_quote(dir, cmdline, rd, now, &quote, &len, &e) < 0 ||
-	    write_out(out, quote, len, &e) < 0) {
-		free(quote);
+	    tdc_sim_dir_quote(dir, tpm_log, rd, now, &ev, &e) < 0 ||
+	    write_out(out, ev.quote, ev.quote_len, &e) < 0 ||
+	    (log_out && write_out(log_out, ev.event_log, ev.event_log_len, &e) < 0)) {
+		tdc_agent_evidence_free(&ev);
 		cli_print_error("sim quote", &e);
 		return cli_exit_for(e.code);
 	}
-	free(quote);
+	tdc_agent_evidence_free(&ev);
 	return TDC_EXIT_OK;
 usage:
 	fprintf(stderr,
-		"usage: tdcrypt sim quote --dir DIR --report-data HEX(128) [--cmdline FILE] "
-		"-o OUT|- [--now EPOCH]\n");
+		"usage: tdcrypt sim quote --dir DIR --report-data HEX(128) --tpm-log FILE -o OUT|- "
+		"[--event-log-out FILE] [--now EPOCH]\n");
 	return TDC_EXIT_BAD_INPUT;
 }

@@ -33,6 +33,15 @@ static const struct {
 	{ "policy", "explain", cmd_policy_explain,
 	  "policy explain --secret ID QUOTE --collateral PATH [--policy FILE] [--at TIME] [--json]: "
 	  "every rule of the secret's policy against a quote, pass/fail" },
+	{ "policy", "from-image", cmd_policy_from_image,
+	  "policy from-image DISK [--boot uefi|direct] [--target td|sim] [--firmware F] [-o FILE]: "
+	  "the policy a disk image will satisfy, predicted from it" },
+	{ "measure", NULL, cmd_measure,
+	  "measure (--image DISK | --kernel K [--initrd I] [--cmdline S]) [--boot uefi|direct] "
+	  "[--target td|sim] [--firmware F] [--json]: predict MRTD and RTMR0-3, event by event" },
+	{ "eventlog", "show", cmd_eventlog_show,
+	  "eventlog show LOG [--tpm] [--json]: the events of a CC event log (or a vTPM log as the "
+	  "simulator maps it) and the RTMRs they replay to" },
 	{ "launch", NULL, cmd_launch,
 	  "launch --image DISK [--tdx | --no-tdx] [--broker-forward [H:]P] [...]: run the guest "
 	  "under QEMU (TDX, or TCG for tests)" },

@@ -10,7 +10,7 @@ BUILD_PKGS=(build-essential meson ninja-build pkg-config clang libclang-rt-14-de
 
 # --e2e: also what the real encrypted boot needs (QEMU, OVMF, debootstrap, ...).
 E2E_PKGS=(qemu-system-x86 qemu-utils ovmf debootstrap gdisk dosfstools mtools e2fsprogs
-	cryptsetup-bin busybox-static grub-efi-amd64-bin grub-common time)
+	cryptsetup-bin busybox-static grub-efi-amd64-bin grub-common time swtpm swtpm-tools cpio)
 want=("${BUILD_PKGS[@]}")
 for a in "$@"; do
 	case $a in

@@ -3,12 +3,15 @@
 #   1. the unit/vector/synthetic suites in a normal build,
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. a short libFuzzer run of every parser (clang), seeded with the real quotes,
-#   4. the real encrypted boot under QEMU TCG (tests/e2e/run-e2e.sh): happy path, a
-#      changed kernel command line refused by the broker, a tampered LUKS header refused
-#      by the agent. The guest image is cached in /var/cache/tdcrypt (TDCRYPT_CACHE).
+#   4. the real encrypted boot under QEMU TCG with OVMF and a vTPM (tests/e2e/run-e2e.sh):
+#      happy path under the policy predicted from the image, its measurements compared event
+#      by event with the prediction; a changed kernel command line, initrd or kernel
+#      refused by the broker naming the event; a tampered LUKS header refused by the agent;
+#      a direct kernel boot under its own predicted policy. The guest image is cached in
+#      /var/cache/tdcrypt (TDCRYPT_CACHE).
 # Ends with one line "N passed, N failed". Exit status 0 only if nothing failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 "$ROOT/scripts/deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
 

@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "tdcrypt/error.h"
+#include "tdcrypt/measure.h"
 #include "tdcrypt/store.h"
 #include "util/rd.h"
 
@@ -32,6 +33,10 @@
 #define TDC_AGENT_DEFAULT_CONFIG "/etc/tdcrypt/agent.json"
 #define TDC_AGENT_DEFAULT_CMDLINE "/proc/cmdline"
 #define TDC_TSM_DEFAULT_ROOT "/sys/kernel/config/tsm/report"
+/* The CC event log: the CCEL ACPI table and, under data/, the log area it points to. */
+#define TDC_ACPI_TABLES "/sys/firmware/acpi/tables"
+/* The firmware's TPM event log (the simulator's source of measurements). */
+#define TDC_TPM_EVENT_LOG "/sys/kernel/security/tpm0/binary_bios_measurements"
 #define TDC_TDX_GUEST_DEVICE "/dev/tdx_guest"
 #define TDC_QGS_VSOCK_CID 2u
 #define TDC_QGS_VSOCK_PORT 4050u
@@ -84,8 +89,9 @@ struct tdc_agent_config {
 	uint32_t connect_timeout_ms;
 	uint32_t backoff_initial_ms, backoff_max_ms;
 	char *sim_dir;      /* provider "sim": a `tdcrypt sim init` directory */
-	char *cmdline_path; /* what the sim provider measures into RTMR2 */
+	char *tpm_log;      /* provider "sim": the vTPM event log (default TDC_TPM_EVENT_LOG) */
 	char *tsm_root;     /* configfs-tsm report directory */
+	char *acpi_tables;  /* where the CCEL table is (default TDC_ACPI_TABLES) */
 	bool debug;
 };
 
@@ -159,32 +165,51 @@ bool tdc_tdx_guest_available(const char *device);
 int tdc_tdx_guest_get_quote(const struct tdc_tdx_guest_opts *o, const uint8_t report_data[64],
 			    uint8_t **quote, size_t *len, struct tdc_error *e) TDC_MUST_USE;
 
-/* Measurements of the simulated TD (DIR/td.json of a `tdcrypt sim init` directory). */
+/* What the simulated TD's TDX module would report besides the RTMRs (DIR/td.json of a
+ * `tdcrypt sim init` directory). The RTMRs come from the boot's event log. */
 struct tdc_sim_td {
 	uint8_t mrtd[48];
-	uint8_t rtmr0[48], rtmr1[48], rtmr3[48];
 	uint8_t mrconfigid[48], mrowner[48], mrownerconfig[48];
 	uint8_t td_attributes[8], xfam[8];
 };
 int tdc_sim_td_parse(const uint8_t *json, size_t len, struct tdc_sim_td *td,
 		     struct tdc_error *e) TDC_MUST_USE;
+
+/* The quote and the CC event log that goes with it (PROTOCOL.md section 6.1). */
+struct tdc_agent_evidence {
+	uint8_t *quote;
+	size_t quote_len;
+	uint8_t *event_log;    /* the CCEL log area up to its last event; NULL if none */
+	size_t event_log_len;
+	bool has_table;
+	uint8_t ccel_table[TDC_CCEL_TABLE_SIZE];
+};
+void tdc_agent_evidence_free(struct tdc_agent_evidence *ev);
+
 /*
- * RTMR2 of the simulated TD: SHA-384(0^48 || SHA-384(cmdline)), where cmdline is
- * the command line with trailing newlines, spaces and NUL bytes removed
- * (what /proc/cmdline shows, without its final newline).
+ * The simulator's stand-in for TDVF and the TDX module: the vTPM's event log (tpm_log, default
+ * TDC_TPM_EVENT_LOG) turned into a CC event log (tdc_evlog_tpm_to_cc), RTMR0..3 replayed from
+ * it, and a quote with those RTMRs, MRTD etc. from dir/td.json, REPORTDATA report_data,
+ * signed through dir/pki. ev receives the quote, the log and a CCEL table.
  */
-void tdc_sim_rtmr2(const uint8_t *cmdline, size_t len, uint8_t rtmr2[48]);
-/* A sim quote: PKI from dir/pki, measurements from dir/td.json, RTMR2 from the
- * file cmdline_path (default /proc/cmdline), REPORTDATA report_data. */
-int tdc_sim_dir_quote(const char *dir, const char *cmdline_path, const uint8_t report_data[64],
-		      int64_t now, uint8_t **quote, size_t *len, struct tdc_error *e) TDC_MUST_USE;
+int tdc_sim_dir_quote(const char *dir, const char *tpm_log, const uint8_t report_data[64],
+		      int64_t now, struct tdc_agent_evidence *ev, struct tdc_error *e) TDC_MUST_USE;
 /*
  * Creates a simulator directory: pki/ (keys 0600), collateral/ (bundle for the
  * broker's --collateral-dir), sim-root.pem (for the broker's simulator trust),
- * td.json (baseline measurements). Collateral is valid from now - 1 day to
- * now + days.
+ * td.json (MRTD: mrtd, e.g. tdc_tdvf_mrtd of the firmware the launcher uses; NULL: zero).
+ * Collateral is valid from now - 1 day to now + days.
  */
-int tdc_sim_dir_init(const char *dir, int64_t now, uint32_t days, struct tdc_error *e) TDC_MUST_USE;
+int tdc_sim_dir_init(const char *dir, int64_t now, uint32_t days, const uint8_t *mrtd,
+		     struct tdc_error *e) TDC_MUST_USE;
+
+/*
+ * The TD's CC event log from ACPI: acpi_dir/CCEL (the table) and acpi_dir/data/CCEL (the log
+ * area), cut after its last event. No table: ev->event_log stays NULL (not an error: older
+ * kernels do not export it). A log larger than TDC_MAX_EVENT_LOG is TDC_E_LIMIT.
+ */
+int tdc_agent_read_ccel(const char *acpi_dir, struct tdc_agent_evidence *ev, struct tdc_error *e)
+	TDC_MUST_USE;
 
 /*
  * The provider chain: p (AUTO: configfs, then tdx_guest). The quote is
@@ -195,8 +220,9 @@ int tdc_sim_dir_init(const char *dir, int64_t now, uint32_t days, struct tdc_err
  * exactly report_data; *len is cut to the quote's own size (providers may pad). */
 int tdc_agent_quote_check(const uint8_t *quote, size_t *len, const uint8_t report_data[64],
 			  struct tdc_error *e) TDC_MUST_USE;
+/* The quote (and the CC event log, when there is one) from the provider chain into ev. */
 int tdc_agent_get_quote(const struct tdc_agent_config *c, const uint8_t report_data[64],
-			int64_t now, uint8_t **quote, size_t *len, enum tdc_agent_provider *used,
+			int64_t now, struct tdc_agent_evidence *ev, enum tdc_agent_provider *used,
 			struct tdc_error *e) TDC_MUST_USE;
 
 /* ---- clock, backoff ---- */
@@ -244,24 +270,26 @@ int tdc_agent_tls_ctx(const struct tdc_agent_config *c, EVP_PKEY *key, X509 *cer
  */
 struct tdc_agent_events;
 int tdc_agent_attempt(SSL_CTX *ctx, const struct tdc_agent_broker *b, const char *secret_id,
+		      const char *body,
 		      const struct tdc_agent_clock *clk, int64_t deadline_ms, uint32_t connect_ms,
 		      const struct tdc_agent_events *ev, struct tdc_agent_reply *reply,
 		      struct tdc_error *e);
 
 /* ---- HTTP / JSON (exposed for tests) ---- */
 
-/* The request of PROTOCOL.md §6.1 (NUL-terminated, malloc'd). */
-int tdc_agent_http_request(const char *host, const char *secret_id, char **out, size_t *len,
-			   struct tdc_error *e) TDC_MUST_USE;
+/* The request body of PROTOCOL.md section 6.1: the agent's name and, if ev has one, the CC
+ * event log and table, base64 (NUL-terminated, malloc'd). */
+int tdc_agent_request_body(const struct tdc_agent_evidence *ev, char **out, struct tdc_error *e)
+	TDC_MUST_USE;
+/* The request of PROTOCOL.md §6.1 with that body (NUL-terminated, malloc'd). */
+int tdc_agent_http_request(const char *host, const char *secret_id, const char *body, char **out,
+			   size_t *len, struct tdc_error *e) TDC_MUST_USE;
 /* Parses a whole HTTP/1.1 response (strict framing) and its JSON body into r.
  * A success must name secret_id. */
 int tdc_agent_parse_response(const uint8_t *buf, size_t len, const char *secret_id,
 			     struct tdc_agent_reply *r, struct tdc_error *e) TDC_MUST_USE;
 /* PROTOCOL.md §6.2: true if the reason code means "stop" (unknown codes: by status). */
 bool tdc_agent_reason_is_stop(const char *code, int http_status);
-/* Strict RFC 4648 base64 (padding required) into out (cap bytes). */
-int tdc_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len,
-		      struct tdc_error *e) TDC_MUST_USE;
 
 /* ---- retry loop ---- */
 

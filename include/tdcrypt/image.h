@@ -80,3 +80,70 @@ struct tdc_image_build_result {
 /* Builds opts->out; on any failure nothing is left at opts->out and the temp dir is removed. */
 int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build_result *r,
 		    struct tdc_error *e) TDC_MUST_USE;
+
+/* ---- reading a boot disk for reference values (bootdisk.c) ---- */
+
+#include "tdcrypt/measure.h"
+
+#define TDC_BOOTDISK_MAX_FS 16u
+
+/* A disk image opened read-only for `tdcrypt measure`: its GPT, its filesystems (ext4, FAT) by
+ * partition number and UUID, files read out of them. qcow2 is read through a sparse raw copy. */
+struct tdc_bootdisk {
+	char raw[4096];          /* the raw image read from */
+	char tmpdir[2048];       /* ours to remove ("" if none) */
+	uint64_t size;
+	uint8_t *head;           /* PMBR, GPT header and entries (the GPT event's input) */
+	size_t head_len;
+	unsigned esp;            /* partition number of the ESP, 0 if none */
+	size_t n_fs;
+	struct {
+		unsigned part;
+		uint64_t offset;
+		bool fat;
+		char uuid[40];   /* as GRUB shows it: ext4 lower-case RFC 4122, FAT "xxxx-xxxx" */
+	} fs[TDC_BOOTDISK_MAX_FS];
+};
+
+int tdc_bootdisk_open(const char *image, struct tdc_bootdisk *d, struct tdc_error *e)
+	TDC_MUST_USE;
+void tdc_bootdisk_close(struct tdc_bootdisk *d);
+/* path of partition part (ext4: symlinks followed; FAT: through mtools); TDC_E_NOT_FOUND if
+ * absent. *buf malloc'd. */
+int tdc_bootdisk_read(struct tdc_bootdisk *d, unsigned part, const char *path, uint8_t **buf,
+		      size_t *len, struct tdc_error *e) TDC_MUST_USE;
+/* The callbacks tdc_grub_predict reads the disk with. */
+void tdc_bootdisk_grub(struct tdc_bootdisk *d, struct tdc_grub_disk *g);
+
+/* ---- reference values of an image (reference.c) ---- */
+
+/* The EFI loader a UEFI firmware boots from a disk without boot entries (TDVF's variables
+ * do not persist). */
+#define TDC_IMAGE_EFI_LOADER "\\EFI\\BOOT\\BOOTX64.EFI"
+
+/* What a direct kernel boot of an image gives QEMU: the default GRUB entry's files. */
+struct tdc_direct_boot {
+	uint8_t *kernel, *initrd;
+	size_t kernel_len, initrd_len;
+	char cmdline[4096];         /* -append: the entry's arguments (without BOOT_IMAGE) */
+	char kernel_path[256];
+};
+void tdc_direct_boot_free(struct tdc_direct_boot *b);
+/* The kernel, initrd and command line the image's GRUB would boot (its default entry). */
+int tdc_image_direct_boot(const char *image, struct tdc_direct_boot *b, struct tdc_error *e)
+	TDC_MUST_USE;
+
+struct tdc_image_ref_opts {
+	const char *image;             /* the disk */
+	const uint8_t *fw;             /* the firmware the launcher uses */
+	size_t fw_len;
+	enum tdc_boot_path path;
+	enum tdc_measure_target target;
+	enum tdc_mrtd_order mrtd_order;
+	struct tdc_qemu_boot qemu;     /* direct boot: memory and QEMU version */
+	bool ovmf_named_blobs;
+};
+/* Predicts the measurements of booting o->image (tdc_predict_boot with the disk's GPT, EFI
+ * loader and GRUB config, or with its default entry's kernel for a direct boot). */
+int tdc_image_reference(const struct tdc_image_ref_opts *o, struct tdc_reference *r,
+			struct tdc_error *e) TDC_MUST_USE;

@@ -6,8 +6,9 @@
  *   TDX     upstream QEMU >= 10.1: tdx-guest object with a quote-generation
  *           socket (vsock 2:4050), q35 with split irqchip and a memory backend,
  *           TDVF (OVMF.inteltdx.fd) as -bios, -accel kvm, -cpu host, no SMM.
- *   no-TDX  what runs anywhere (tests, demos): q35, -accel tcg, -cpu max, OVMF
- *           code + a writable vars copy as pflash. Never KVM.
+ *   no-TDX  what runs anywhere (tests, demos): q35, -accel tcg, -cpu max, OVMF as -bios
+ *           (or code + a writable vars file as pflash), a vTPM (swtpm) whose event log the
+ *           quote simulator turns into RTMRs. Never KVM.
  *
  * Both: -nodefaults -no-user-config -display none -no-reboot, a virtio disk,
  * virtio-net on user-mode networking with restrict=on (the guest reaches
@@ -37,9 +38,16 @@
 #define TDC_LAUNCH_DEFAULT_CPUS 2u
 #define TDC_LAUNCH_MAX_CPUS 512u
 #define TDC_LAUNCH_MAX_MEMORY_MIB (4u * 1024u * 1024u)
-/* Debian 12 (ovmf package) paths for the TCG form. */
+/* Debian 12 (ovmf package): the combined image with TDX metadata, the firmware of the TCG
+ * form (as -bios: variables in memory, as in a TD), whose MRTD `tdcrypt measure` can compute. */
+#define TDC_LAUNCH_OVMF "/usr/share/ovmf/OVMF.fd"
+/* Code + variables as pflash, when --vars is given. */
 #define TDC_LAUNCH_OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
 #define TDC_LAUNCH_OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+/* The firmware the launcher uses by default: TDX, the first TDVF found where distributions
+ * install it (OVMF.inteltdx.fd); TCG, TDC_LAUNCH_OVMF. `tdcrypt measure` measures the same. */
+const char *tdc_launch_default_firmware(bool tdx);
 
 enum tdc_disk_format {
 	TDC_DISK_RAW = 0,
@@ -56,10 +64,12 @@ struct tdc_launch_opts {
 	bool readonly;              /* open the disk read-only */
 	uint32_t memory_mib;        /* 0: default */
 	uint32_t cpus;              /* 0: default */
-	/* Firmware. TDX: the TDVF image (-bios), required. no-TDX: OVMF code and a
-	 * writable vars file (both pflash), required unless kernel boot uses none. */
+	/* Firmware, required: TDX, the TDVF image (-bios); no-TDX, OVMF as -bios, or OVMF code
+	 * as pflash when vars (a writable variable store) is given. */
 	const char *firmware;
 	const char *vars;
+	/* no-TDX: a swtpm control socket; the guest gets a TPM 2.0 (tpm-tis) on it */
+	const char *vtpm_socket;
 	/* Direct kernel boot (optional; append/initrd only with kernel). */
 	const char *kernel, *initrd, *append;
 	/* The guestfwd command, as words (program first); NULL: no broker forward.
@@ -124,3 +134,16 @@ int tdc_relay_connect(const char *host, uint16_t port, uint32_t connect_ms, int 
 		      struct tdc_error *e) TDC_MUST_USE;
 int tdc_relay_run(int in_fd, int out_fd, int sock, uint32_t idle_ms, struct tdc_error *e)
 	TDC_MUST_USE;
+
+/*
+ * A vTPM for the TCG form (the quote simulator takes the RTMRs from its event log): swtpm
+ * with a SHA-384 PCR bank, state in a fresh temporary directory, a control socket QEMU
+ * connects to. swtpm ends when QEMU disconnects; a small supervisor process then removes the
+ * directory. Needs swtpm and swtpm_setup (Debian packages swtpm, swtpm-tools).
+ */
+struct tdc_vtpm {
+	char dir[256];
+	char socket[300];
+	int pid; /* the supervisor */
+};
+int tdc_vtpm_start(struct tdc_vtpm *v, struct tdc_error *e) TDC_MUST_USE;

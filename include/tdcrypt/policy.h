@@ -21,8 +21,18 @@
  *     "advisories_allowed_only": [...],  if present, every advisory must be listed
  *     "min_tee_tcb_svn": "<32 hex>",     component-wise >= on TEE_TCB_SVN
  *     "mrservicetd_zero": true,          TD report 1.5: MRSERVICETD must be zero
- *     "allow_simulator": false
+ *     "allow_simulator": false,
+ *     "events": {                        rule on the CC event log instead of an RTMR value
+ *       "rtmr1": [ {"digest": ["<96 hex>", ...], "type": "EV_EFI_ACTION",
+ *                   "role": "kernel", "what": "text"}, ... ], ...
+ *     },
+ *     "reference": {...}                 how the values were produced (tdcrypt measure):
+ *                                        target, boot path, firmware file and SHA-256, ...
  *   }
+ * An "events" list for an RTMR replaces its value list (both is an error): the evidence must
+ * carry an event log that replays to the quote's RTMRs (the broker checks that first), and that
+ * RTMR's events, in order, must be exactly as many as listed, each with one of the listed
+ * digests. Only digests are compared: type, role and what only explain.
  * Hex values are the bytes as they appear in the TD report (the same hex as
  * `tdcrypt quote show`). REPORTDATA is not a policy field: the broker binds it.
  */
@@ -38,11 +48,25 @@
 
 struct tdc_policy;
 
+struct tdc_evlog;
+
 /* What a policy is evaluated against. */
 struct tdc_policy_input {
 	const struct tdc_verdict *verdict; /* of a quote that passed tdc_verify_quote */
 	bool from_simulator;               /* the quote chains to the simulator root */
+	/* the CC event log of the evidence, already replayed to the quote's RTMRs; NULL if none */
+	const struct tdc_evlog *event_log;
 };
+
+/* The "reference" block: what the reference values were computed for (tdcrypt measure).
+ * Strings are empty when absent. */
+struct tdc_policy_reference {
+	bool present;
+	char tool[64], target[16], boot[16], firmware[512], firmware_sha256[65];
+	char mrtd_order[16], qemu[16], image[512];
+	uint32_t memory_mib;
+};
+void tdc_policy_get_reference(const struct tdc_policy *p, struct tdc_policy_reference *out);
 
 /* One rule of an evaluation. Every rule is listed, configured or not. */
 struct tdc_policy_rule_result {
@@ -59,7 +83,7 @@ struct tdc_policy_result {
 	 * reason code sent to the agent. */
 	const char *reason_code;
 	/* Full reason for the audit log: "mrtd: 91eb... not in the allowed list (2 values)". */
-	char reason[512];
+	char reason[1024];
 	size_t n_rules;
 	struct tdc_policy_rule_result *rules;
 };
@@ -94,3 +118,15 @@ void tdc_policy_result_print(const struct tdc_policy_result *result, FILE *out);
  * "expected","actual"}]} (malloc'd). */
 int tdc_policy_result_to_json(const struct tdc_policy_result *result, char **out,
 			      struct tdc_error *e) TDC_MUST_USE;
+
+struct tdc_reference;
+/*
+ * A policy the predicted boot r satisfies (docs/MEASUREMENT.md): MRTD, every predicted RTMR as
+ * its list of events (or its value when nothing extends it), meta as the "reference" block,
+ * allow_simulator for the simulator target. RTMRs that could not be predicted are left
+ * unpinned. Refuses (TDC_E_UNSUPPORTED) a boot whose kernel, initrd or command line would not
+ * be measured, unless allow_unmeasured: such a policy cannot tell a tampered boot.
+ * *json is the canonical form (malloc'd).
+ */
+int tdc_policy_from_reference(const struct tdc_reference *r, const struct tdc_policy_reference *meta,
+			      bool allow_unmeasured, char **json, struct tdc_error *e) TDC_MUST_USE;

@@ -271,7 +271,7 @@ static int parse_root(json_object *root, struct tdc_agent_config *c, struct tdc_
 	static const char *const allowed[] = {
 	    "brokers", "broker_spki_sha256", "broker_ca", "secret_id",
 	    "luks",    "provider",           "timeouts",  "backoff",
-	    "sim_dir", "cmdline_file",       "tsm_root",  "debug",
+	    "sim_dir", "tpm_log",            "tsm_root",  "acpi_tables", "debug",
 	    NULL};
 	static const char *const t_allowed[] = {"total_s", "attempt_s", "connect_s", NULL};
 	static const char *const b_allowed[] = {"initial_ms", "max_ms", NULL};
@@ -308,8 +308,9 @@ static int parse_root(json_object *root, struct tdc_agent_config *c, struct tdc_
 		TDC_GUARD(backoff_ms(v, "max_ms", &c->backoff_max_ms, e));
 	}
 	TDC_GUARD(dup_str(root, NULL, "sim_dir", false, &c->sim_dir, e));
-	TDC_GUARD(dup_str(root, NULL, "cmdline_file", false, &c->cmdline_path, e));
+	TDC_GUARD(dup_str(root, NULL, "tpm_log", false, &c->tpm_log, e));
 	TDC_GUARD(dup_str(root, NULL, "tsm_root", false, &c->tsm_root, e));
+	TDC_GUARD(dup_str(root, NULL, "acpi_tables", false, &c->acpi_tables, e));
 	TDC_GUARD(tdc_json_field(root, NULL, "debug", json_type_boolean, false, &v, e));
 	if (v)
 		c->debug = json_object_get_boolean(v);
@@ -365,10 +366,11 @@ void tdc_agent_config_free(struct tdc_agent_config *c)
 	free(c->luks_device);
 	free(c->luks_name);
 	free(c->sim_dir);
-	free(c->cmdline_path);
+	free(c->tpm_log);
 	free(c->tsm_root);
-	c->broker_ca = c->luks_device = c->luks_name = c->sim_dir = c->cmdline_path = c->tsm_root =
-	    NULL;
+	free(c->acpi_tables);
+	c->broker_ca = c->luks_device = c->luks_name = c->sim_dir = c->tpm_log = c->tsm_root =
+	    c->acpi_tables = NULL;
 }
 
 /* ---- kernel command line ---- */

@@ -13,12 +13,12 @@
 
 #include <json-c/json.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "agent-int.h"
 #include "util/json.h"
+#include "util/util.h"
 #include "util/wr.h"
-
-#define AGENT_BODY "{\"agent\":\"tdcrypt-agent/" TDC_AGENT_VERSION "\"}"
 
 void tdc_agent_reply_free(struct tdc_agent_reply *r)
 {
@@ -28,85 +28,56 @@ void tdc_agent_reply_free(struct tdc_agent_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int tdc_agent_http_request(const char *host, const char *secret_id, char **out, size_t *len,
-			   struct tdc_error *e)
+int tdc_agent_request_body(const struct tdc_agent_evidence *ev, char **out, struct tdc_error *e)
 {
 	struct tdc_wr w;
 	uint8_t *buf;
-	tdc_wr_init_alloc(&w, 2048);
+	size_t len;
+	tdc_wr_init_alloc(&w, TDC_MAX_HTTP_BODY);
+	tdc_wr_str(&w, "{\"agent\":\"tdcrypt-agent/" TDC_AGENT_VERSION "\"");
+	if (ev && ev->event_log && ev->has_table) {
+		/* base64 needs 4 bytes per 3 (EVP_EncodeBlock writes a NUL after them) */
+		size_t cap = 4 * ((ev->event_log_len + 2) / 3) + 1;
+		char *b64 = malloc(cap);
+		char table[4 * ((TDC_CCEL_TABLE_SIZE + 2) / 3) + 1];
+		if (!b64) {
+			tdc_wr_free(&w);
+			return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+		}
+		EVP_EncodeBlock((unsigned char *)b64, ev->event_log, (int)ev->event_log_len);
+		EVP_EncodeBlock((unsigned char *)table, ev->ccel_table, TDC_CCEL_TABLE_SIZE);
+		tdc_wr_fmt(&w, ",\"ccel_table\":\"%s\",\"event_log\":\"", table);
+		tdc_wr_str(&w, b64);
+		tdc_wr_str(&w, "\"");
+		free(b64);
+	}
+	tdc_wr_str(&w, "}");
+	tdc_wr_u8(&w, 0);
+	TDC_GUARD(tdc_wr_finish(&w, &buf, &len, e));
+	*out = (char *)buf;
+	return 0;
+}
+
+int tdc_agent_http_request(const char *host, const char *secret_id, const char *body, char **out,
+			   size_t *len, struct tdc_error *e)
+{
+	struct tdc_wr w;
+	uint8_t *buf;
+	size_t blen = strlen(body);
+	tdc_wr_init_alloc(&w, 2048 + blen);
 	tdc_wr_fmt(&w,
 		   "POST /v1/keys/%s HTTP/1.1\r\n"
 		   "Host: %s\r\n"
 		   "Content-Type: application/json\r\n"
 		   "Content-Length: %zu\r\n"
 		   "Connection: close\r\n"
-		   "\r\n" AGENT_BODY,
-		   secret_id, host, sizeof(AGENT_BODY) - 1);
+		   "\r\n",
+		   secret_id, host, blen);
+	tdc_wr_bytes(&w, body, blen);
 	tdc_wr_u8(&w, 0);
 	TDC_GUARD(tdc_wr_finish(&w, &buf, len, e));
 	*out = (char *)buf;
 	(*len)--; /* not the NUL */
-	return 0;
-}
-
-/* ---- base64 ---- */
-
-static int b64_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-int tdc_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len,
-		      struct tdc_error *e)
-{
-	struct tdc_rd r;
-	size_t n = 0;
-
-	*out_len = 0;
-	if (len == 0 || len % 4 != 0)
-		return TDC_FAILF(e, TDC_E_FORMAT, "bad base64 length", "%zu characters", len);
-	tdc_rd_init(&r, in, len);
-	while (!tdc_rd_empty(&r)) {
-		uint8_t q[4];
-		int v[4], pad = 0;
-		size_t at = tdc_rd_offset(&r);
-		TDC_GUARD(tdc_rd_copy(&r, q, 4, "base64", e));
-		bool last = tdc_rd_empty(&r);
-		for (int i = 0; i < 4; i++) {
-			if (q[i] == '=' && last && i >= 2) {
-				pad++;
-				v[i] = 0;
-				continue;
-			}
-			v[i] = b64_value(q[i]);
-			if (v[i] < 0 || pad)
-				return TDC_FAIL_AT(e, TDC_E_FORMAT, at + (size_t)i,
-						   "bad base64 character", "0x%02x", q[i]);
-		}
-		uint32_t bits = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-				(uint32_t)v[3];
-		/* Canonical encodings only: the bits that padding drops must be zero. */
-		if ((pad == 1 && (bits & 0xff)) || (pad == 2 && (bits & 0xffff)))
-			return TDC_FAIL_AT(e, TDC_E_FORMAT, at, "non-canonical base64", "%s", "");
-		size_t k = 3 - (size_t)pad;
-		if (n + k > cap)
-			return TDC_FAILF(e, TDC_E_LIMIT, "decoded value too large", "limit %zu",
-					 cap);
-		for (size_t i = 0; i < k; i++)
-			out[n++] = (uint8_t)(bits >> (16 - 8 * i));
-		bits = 0;
-	}
-	*out_len = n;
 	return 0;
 }
 

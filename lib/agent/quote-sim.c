@@ -1,18 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Quote provider: the simulator (tests and demos only). A v4 quote signed
- * through the `tdcrypt sim init` PKI, with the measurements of DIR/td.json and
- * RTMR2 extended once from the kernel command line, so that booting with
- * another command line changes the measurement as it would on real TDX
- * (where the boot loader or the EFI stub measures it into RTMR2).
- * A broker accepts these quotes only when told to trust the sim root.
+ * Quote provider: the simulator (tests and demos only), standing in for TDVF and the TDX
+ * module. Its RTMRs are not invented: it takes the event log of the boot it runs in, from the
+ * VM's vTPM (OVMF, GRUB and Linux measure into it exactly what they would measure into RTMRs
+ * on a TD), turns it into a CC event log (tdc_evlog_tpm_to_cc), replays it, and signs a v4
+ * quote with those RTMRs through the `tdcrypt sim init` PKI. MRTD and the other registers come
+ * from DIR/td.json. A broker accepts these quotes only when told to trust the sim root.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "agent-int.h"
 #include "util/json.h"
@@ -20,6 +22,7 @@
 #include "util/util.h"
 
 #define TD_JSON_MAX (8u * 1024u)
+#define SECURITYFS "/sys/kernel/security"
 
 int tdc_sim_td_parse(const uint8_t *json, size_t len, struct tdc_sim_td *td, struct tdc_error *e)
 {
@@ -29,9 +32,6 @@ int tdc_sim_td_parse(const uint8_t *json, size_t len, struct tdc_sim_td *td, str
 	} fields[] = {
 #define F(k, m) {k, offsetof(struct tdc_sim_td, m), sizeof(((struct tdc_sim_td *)0)->m)}
 	    F("mrtd", mrtd),
-	    F("rtmr0", rtmr0),
-	    F("rtmr1", rtmr1),
-	    F("rtmr3", rtmr3),
 	    F("mrconfigid", mrconfigid),
 	    F("mrowner", mrowner),
 	    F("mrownerconfig", mrownerconfig),
@@ -50,9 +50,9 @@ int tdc_sim_td_parse(const uint8_t *json, size_t len, struct tdc_sim_td *td, str
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			known |= !strcmp(key, fields[i].key);
 		if (!known) {
-			rc = TDC_FAILF(
-			    e, TDC_E_FORMAT, "unknown member in sim td.json", "%s%s", key,
-			    !strcmp(key, "rtmr2") ? " (RTMR2 comes from the command line)" : "");
+			rc = TDC_FAILF(e, TDC_E_FORMAT, "unknown member in sim td.json", "%s%s", key,
+				       !strncmp(key, "rtmr", 4)
+					   ? " (RTMRs come from the boot's event log)" : "");
 			goto out;
 		}
 	}
@@ -65,18 +65,6 @@ out:
 	return rc;
 }
 
-void tdc_sim_rtmr2(const uint8_t *cmdline, size_t len, uint8_t rtmr2[48])
-{
-	uint8_t buf[96];
-	unsigned int n;
-	while (len > 0 &&
-	       (cmdline[len - 1] == '\n' || cmdline[len - 1] == ' ' || cmdline[len - 1] == '\0'))
-		len--;
-	memset(buf, 0, 48);
-	EVP_Digest(cmdline, len, buf + 48, &n, EVP_sha384(), NULL);
-	EVP_Digest(buf, sizeof(buf), rtmr2, &n, EVP_sha384(), NULL);
-}
-
 static int sub_path(char *out, size_t cap, const char *dir, const char *name, struct tdc_error *e)
 {
 	if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap)
@@ -84,8 +72,60 @@ static int sub_path(char *out, size_t cap, const char *dir, const char *name, st
 	return 0;
 }
 
-int tdc_sim_dir_quote(const char *dir, const char *cmdline_path, const uint8_t report_data[64],
-		      int64_t now, uint8_t **quote, size_t *len, struct tdc_error *e)
+/* The initramfs has /sys but not securityfs, where the kernel shows the TPM event log. */
+static void mount_securityfs(const char *log)
+{
+	struct stat st;
+	if (strncmp(log, SECURITYFS "/", sizeof(SECURITYFS)) || stat(log, &st) == 0)
+		return;
+	(void)mount("securityfs", SECURITYFS, "securityfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		    NULL);
+}
+
+/* The boot's CC event log (from the vTPM log) and its RTMRs. */
+static int sim_event_log(const char *tpm_log, struct tdc_agent_evidence *ev,
+			 uint8_t rtmr[TDC_RTMR_COUNT][TDC_SHA384_LEN], struct tdc_error *e)
+{
+	uint8_t *buf = NULL;
+	size_t blen;
+	struct tdc_evlog tpm, cc;
+	int rc;
+
+	struct tdc_error re;
+	mount_securityfs(tpm_log);
+	tdc_error_clear(&re);
+	if ((rc = tdc_agent_read_small(tpm_log, TDC_MAX_CCEL_AREA, &buf, &blen, &re)) < 0) {
+		if (rc != TDC_E_IO) {
+			if (e)
+				*e = re;
+			return rc;
+		}
+		return TDC_FAILF(e, TDC_E_UNSUPPORTED,
+					 "no TPM event log: the simulator takes the RTMRs from the "
+					 "vTPM's log (tdcrypt launch --no-tdx attaches one; GRUB must "
+					 "boot Linux through its EFI stub, e.g. linuxefi)",
+					 "%s", tpm_log);
+	}
+	if ((rc = tdc_evlog_parse(buf, blen, TDC_EVLOG_TPM, &tpm, e)) == 0) {
+		rc = tdc_evlog_tpm_to_cc(&tpm, &ev->event_log, &ev->event_log_len, e);
+		tdc_evlog_free(&tpm);
+	}
+	free(buf);
+	if (rc < 0)
+		return rc;
+	if (ev->event_log_len > TDC_MAX_EVENT_LOG)
+		return TDC_FAILF(e, TDC_E_LIMIT, "event log too large", "%zu bytes",
+				 ev->event_log_len);
+	TDC_GUARD(tdc_evlog_parse(ev->event_log, ev->event_log_len, TDC_EVLOG_CC, &cc, e));
+	rc = tdc_evlog_replay(&cc, rtmr, e);
+	tdc_evlog_free(&cc);
+	tdc_ccel_table_build(ev->event_log_len, 0, ev->ccel_table);
+	ev->has_table = true;
+	return rc;
+}
+
+int tdc_sim_dir_quote(const char *dir, const char *tpm_log, const uint8_t report_data[64],
+		      int64_t now, struct tdc_agent_evidence *ev, struct tdc_error *e)
 {
 	char path[4096];
 	struct tdc_sim_pki *pki = NULL;
@@ -95,27 +135,20 @@ int tdc_sim_dir_quote(const char *dir, const char *cmdline_path, const uint8_t r
 	size_t blen;
 	int rc;
 
-	*quote = NULL;
-	*len = 0;
+	memset(ev, 0, sizeof(*ev));
 	if ((rc = sub_path(path, sizeof(path), dir, "td.json", e)) < 0 ||
 	    (rc = tdc_file_read(path, TD_JSON_MAX, &buf, &blen, e)) < 0)
 		return rc;
 	rc = tdc_sim_td_parse(buf, blen, &td, e);
 	free(buf);
-	buf = NULL;
 	if (rc < 0)
 		return rc;
 	if (!(o = calloc(1, sizeof(*o))))
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 	tdc_sim_opts_default(o, now);
-	if ((rc = tdc_agent_read_small(cmdline_path ? cmdline_path : TDC_AGENT_DEFAULT_CMDLINE,
-				       TDC_MAX_CMDLINE, &buf, &blen, e)) < 0)
+	if ((rc = sim_event_log(tpm_log ? tpm_log : TDC_TPM_EVENT_LOG, ev, o->td.rtmr, e)) < 0)
 		goto out;
-	tdc_sim_rtmr2(buf, blen, o->td.rtmr[2]);
 	memcpy(o->td.mrtd, td.mrtd, 48);
-	memcpy(o->td.rtmr[0], td.rtmr0, 48);
-	memcpy(o->td.rtmr[1], td.rtmr1, 48);
-	memcpy(o->td.rtmr[3], td.rtmr3, 48);
 	memcpy(o->td.mrconfigid, td.mrconfigid, 48);
 	memcpy(o->td.mrowner, td.mrowner, 48);
 	memcpy(o->td.mrownerconfig, td.mrownerconfig, 48);
@@ -125,10 +158,11 @@ int tdc_sim_dir_quote(const char *dir, const char *cmdline_path, const uint8_t r
 	if ((rc = sub_path(path, sizeof(path), dir, "pki", e)) < 0 ||
 	    (rc = tdc_sim_pki_load(path, &pki, e)) < 0)
 		goto out;
-	rc = tdc_sim_quote(pki, o, quote, len, e);
+	rc = tdc_sim_quote(pki, o, &ev->quote, &ev->quote_len, e);
 out:
+	if (rc < 0)
+		tdc_agent_evidence_free(ev);
 	tdc_sim_pki_free(pki);
 	free(o);
-	free(buf);
 	return rc;
 }

@@ -71,6 +71,7 @@ static int fail(const struct tdc_agent_events *ev, int code, const char *what,
 
 struct attempt_arg {
 	SSL_CTX *ctx;
+	const char *body;
 	const struct tdc_agent_config *c;
 	const struct tdc_agent_clock *clk;
 	const struct tdc_agent_events *ev;
@@ -80,7 +81,8 @@ static int attempt(void *arg, size_t i, int64_t deadline, struct tdc_agent_reply
 		   struct tdc_error *e)
 {
 	struct attempt_arg *a = arg;
-	return tdc_agent_attempt(a->ctx, &a->c->brokers[i], a->c->secret_id, a->clk, deadline,
+	return tdc_agent_attempt(a->ctx, &a->c->brokers[i], a->c->secret_id, a->body, a->clk,
+				 deadline,
 				 a->c->connect_timeout_ms, a->ev, reply, e);
 }
 
@@ -107,8 +109,9 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
 	SSL_CTX *ctx = NULL;
-	uint8_t rd[64], *quote = NULL;
-	size_t qlen = 0;
+	uint8_t rd[64];
+	struct tdc_agent_evidence evd = { 0 };
+	char *body = NULL;
 	enum tdc_agent_provider used = TDC_PROVIDER_AUTO;
 	int code;
 
@@ -130,15 +133,31 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 		code = fail(ev, TDC_AGENT_EXIT_INTERNAL, "key generation", &e);
 		goto out;
 	}
-	if (tdc_agent_get_quote(c, rd, (int64_t)time(NULL), &quote, &qlen, &used, &e) < 0) {
+	if (tdc_agent_get_quote(c, rd, (int64_t)time(NULL), &evd, &used, &e) < 0) {
 		code = fail(ev, TDC_AGENT_EXIT_NO_QUOTE, "quote", &e);
 		goto out;
 	}
 	mark(ev, "quote");
-	tdc_agent_say(ev, 1, "quote from provider %s, %zu bytes", tdc_agent_provider_name(used), qlen);
+	tdc_agent_say(ev, 1, "quote from provider %s, %zu bytes", tdc_agent_provider_name(used),
+		      evd.quote_len);
+	/* The firmware's CC event log goes with the quote; without it the broker can still check
+	 * RTMR values, but not a policy that rules on events. */
+	if (!evd.event_log) {
+		tdc_error_clear(&e);
+		if (tdc_agent_read_ccel(c->acpi_tables, &evd, &e) < 0) {
+			char b[300];
+			tdc_agent_say(ev, 0, "no event log sent: %s", tdc_error_format(&e, b, sizeof(b)));
+		}
+	}
+	if (evd.event_log)
+		tdc_agent_say(ev, 1, "CC event log: %zu bytes", evd.event_log_len);
+	if (tdc_agent_request_body(&evd, &body, &e) < 0) {
+		code = fail(ev, TDC_AGENT_EXIT_INTERNAL, "request", &e);
+		goto out;
+	}
 	/* Validity is informative only (PROTOCOL.md §5.3), so the host-fed clock is fine. */
-	if (tdc_ratls_cert_create(key, quote, qlen, (int64_t)time(NULL), TDC_RATLS_CERT_LIFETIME,
-				  &cert, &e) < 0) {
+	if (tdc_ratls_cert_create(key, evd.quote, evd.quote_len, (int64_t)time(NULL),
+				  TDC_RATLS_CERT_LIFETIME, &cert, &e) < 0) {
 		code = fail(ev, TDC_AGENT_EXIT_INTERNAL, "certificate", &e);
 		goto out;
 	}
@@ -149,7 +168,7 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 		goto out;
 	}
 
-	struct attempt_arg a = {ctx, c, clk, ev};
+	struct attempt_arg a = {ctx, body, c, clk, ev};
 	code = tdc_agent_fetch(c, clk, attempt, &a, ev, &reply);
 	if (code != TDC_AGENT_EXIT_OK) {
 		if (code == TDC_AGENT_EXIT_DENIED)
@@ -179,7 +198,8 @@ out:
 	SSL_CTX_free(ctx);
 	X509_free(cert);
 	EVP_PKEY_free(key);
-	free(quote);
+	tdc_agent_evidence_free(&evd);
+	free(body);
 	crypt_free(cd);
 	return code;
 }

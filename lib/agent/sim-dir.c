@@ -83,9 +83,6 @@ static int td_json(const struct tdc_td_report *td, const char *dir, struct tdc_e
 	tdc_wr_init_alloc(&w, 4096);
 	tdc_wr_str(&w, "{\n");
 	wr_hex_member(&w, "mrtd", td->mrtd, 48, false);
-	wr_hex_member(&w, "rtmr0", td->rtmr[0], 48, false);
-	wr_hex_member(&w, "rtmr1", td->rtmr[1], 48, false);
-	wr_hex_member(&w, "rtmr3", td->rtmr[3], 48, false);
 	wr_hex_member(&w, "mrconfigid", td->mrconfigid, 48, false);
 	wr_hex_member(&w, "mrowner", td->mrowner, 48, false);
 	wr_hex_member(&w, "mrownerconfig", td->mrownerconfig, 48, false);
@@ -98,7 +95,8 @@ static int td_json(const struct tdc_td_report *td, const char *dir, struct tdc_e
 	return rc;
 }
 
-int tdc_sim_dir_init(const char *dir, int64_t now, uint32_t days, struct tdc_error *e)
+int tdc_sim_dir_init(const char *dir, int64_t now, uint32_t days, const uint8_t *mrtd,
+		     struct tdc_error *e)
 {
 	char sub[4096];
 	struct tdc_sim_opts *o = calloc(1, sizeof(*o));
@@ -119,6 +117,9 @@ int tdc_sim_dir_init(const char *dir, int64_t now, uint32_t days, struct tdc_err
 		goto out;
 	}
 	tdc_sim_opts_default(o, now);
+	memset(o->td.mrtd, 0, sizeof(o->td.mrtd));
+	if (mrtd)
+		memcpy(o->td.mrtd, mrtd, sizeof(o->td.mrtd));
 	int64_t until = now + (int64_t)days * DAY;
 	o->tcb_info.dates.to = until;
 	o->qe_identity.dates.to = until;

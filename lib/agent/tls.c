@@ -202,7 +202,7 @@ static int handshake(SSL *ssl, int fd, const struct tdc_agent_clock *clk, int64_
 }
 
 static int exchange(SSL *ssl, int fd, const struct tdc_agent_broker *b, const char *secret_id,
-		    const struct tdc_agent_clock *clk, int64_t deadline,
+		    const char *body, const struct tdc_agent_clock *clk, int64_t deadline,
 		    struct tdc_agent_reply *reply, struct tdc_error *e)
 {
 	char host[TDC_AGENT_HOST_MAX + 16], *req = NULL;
@@ -211,7 +211,7 @@ static int exchange(SSL *ssl, int fd, const struct tdc_agent_broker *b, const ch
 	int res = TDC_ATTEMPT_RETRY;
 
 	snprintf(host, sizeof(host), strchr(b->host, ':') ? "[%s]:%u" : "%s:%u", b->host, b->port);
-	if (tdc_agent_http_request(host, secret_id, &req, &req_len, e) < 0)
+	if (tdc_agent_http_request(host, secret_id, body, &req, &req_len, e) < 0)
 		return TDC_ATTEMPT_RETRY;
 	while (sent < req_len) {
 		size_t n = 0;
@@ -290,7 +290,7 @@ out:
 }
 
 int tdc_agent_attempt(SSL_CTX *ctx, const struct tdc_agent_broker *b, const char *secret_id,
-		      const struct tdc_agent_clock *clk, int64_t deadline_ms, uint32_t connect_ms,
+		      const char *body, const struct tdc_agent_clock *clk, int64_t deadline_ms, uint32_t connect_ms,
 		      const struct tdc_agent_events *ev, struct tdc_agent_reply *reply,
 		      struct tdc_error *e)
 {
@@ -315,7 +315,7 @@ int tdc_agent_attempt(SSL_CTX *ctx, const struct tdc_agent_broker *b, const char
 		goto out;
 	if (ev && ev->mark)
 		ev->mark(ev->arg, "connected");
-	res = exchange(ssl, fd, b, secret_id, clk, deadline_ms, reply, e);
+	res = exchange(ssl, fd, b, secret_id, body, clk, deadline_ms, reply, e);
 	if (res == TDC_ATTEMPT_OK || res == TDC_ATTEMPT_DENIED || res == TDC_ATTEMPT_RETRY)
 		(void)SSL_shutdown(ssl);
 out:

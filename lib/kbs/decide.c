@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 
 #include "kbs/kbs-int.h"
+#include "tdcrypt/measure.h"
 #include "tdcrypt/policy.h"
 #include "tdcrypt/ratls.h"
 #include "util/util.h"
@@ -163,13 +164,17 @@ static void check_peer(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, int64_
 		 p->verdict, fm, ci.source);
 }
 
-void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *secret_id,
-		unsigned version, int64_t now, struct kbs_decision *d)
+void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p,
+		const struct kbs_http_req *req, int64_t now, struct kbs_decision *d)
 {
 	struct tdc_error e;
 	struct tdc_policy *pol = NULL;
 	struct tdc_policy_result res;
+	struct tdc_evlog log = { 0 };
+	bool has_log = false;
 	char *pjson = NULL;
+	const char *secret_id = req->secret_id;
+	unsigned version = req->version;
 	int rc;
 
 	memset(d, 0, sizeof(*d));
@@ -190,6 +195,19 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 		return;
 	}
 
+	/* the request's CC event log: only a log that replays to the verified quote's RTMRs
+	 * lets a policy rule on its events */
+	if (req->event_log) {
+		tdc_error_clear(&e);
+		if (tdc_evlog_verify(req->event_log, req->event_log_len, req->ccel_table,
+				     (const uint8_t(*)[TDC_SHA384_LEN])p->v.td.rtmr, &log, &e) < 0) {
+			d->reason = KBS_EVIDENCE_INVALID;
+			set_err(d->detail, sizeof(d->detail), "event log", &e);
+			return;
+		}
+		has_log = true;
+	}
+
 	/* the secret and its policy */
 	tdc_error_clear(&e);
 	rc = tdc_store_policy_get(x->store, secret_id, &pjson, &e);
@@ -197,13 +215,13 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 		bool unknown = rc == TDC_E_NOT_FOUND;
 		d->reason = unknown ? KBS_UNKNOWN_SECRET : KBS_INTERNAL;
 		set_err(d->detail, sizeof(d->detail), unknown ? "secret" : "store", &e);
-		return;
+		goto out;
 	}
 	if (!pjson) {
 		d->reason = KBS_POLICY_DENIED;
 		snprintf(d->detail, sizeof(d->detail),
 			 "secret %s has no policy: nothing is released without one", secret_id);
-		return;
+		goto out;
 	}
 	tdc_error_clear(&e);
 	rc = tdc_policy_parse(pjson, strlen(pjson), &pol, &e);
@@ -211,9 +229,10 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 	if (rc < 0) {
 		d->reason = KBS_INTERNAL;
 		set_err(d->detail, sizeof(d->detail), "stored policy", &e);
-		return;
+		goto out;
 	}
-	struct tdc_policy_input in = { .verdict = &p->v, .from_simulator = x->sim_trusted };
+	struct tdc_policy_input in = { .verdict = &p->v, .from_simulator = x->sim_trusted,
+				       .event_log = has_log ? &log : NULL };
 	tdc_error_clear(&e);
 	rc = tdc_policy_eval(pol, &in, &res, &e);
 	tdc_policy_free(pol);
@@ -222,13 +241,13 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 		d->reason = tcb ? KBS_TCB_REFUSED : KBS_POLICY_DENIED;
 		snprintf(d->detail, sizeof(d->detail), "policy of %s: %s", secret_id, res.reason);
 		tdc_policy_result_free(&res);
-		return;
+		goto out;
 	}
 	tdc_policy_result_free(&res);
 	if (rc < 0) {
 		d->reason = KBS_INTERNAL;
 		set_err(d->detail, sizeof(d->detail), "policy evaluation", &e);
-		return;
+		goto out;
 	}
 
 	/* release */
@@ -238,7 +257,7 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 		bool unknown = rc == TDC_E_NOT_FOUND;
 		d->reason = unknown ? KBS_UNKNOWN_SECRET : KBS_INTERNAL;
 		set_err(d->detail, sizeof(d->detail), "secret", &e);
-		return;
+		goto out;
 	}
 	if (d->key.len > TDC_MAX_KBS_SECRET) {
 		tdc_secret_free(&d->key);
@@ -246,9 +265,14 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *s
 		snprintf(d->detail, sizeof(d->detail),
 			 "secret %s is larger than the protocol allows (%u bytes)", secret_id,
 			 TDC_MAX_KBS_SECRET);
-		return;
+		goto out;
 	}
 	d->reason = KBS_OK;
-	snprintf(d->detail, sizeof(d->detail), "released: %s; policy of %s passed", p->detail,
-		 secret_id);
+	char logs[64] = "";
+	if (has_log)
+		snprintf(logs, sizeof(logs), "; event log replayed (%zu events)", log.n);
+	snprintf(d->detail, sizeof(d->detail), "released: %s%s; policy of %s passed", p->detail,
+		 logs, secret_id);
+out:
+	tdc_evlog_free(&log);
 }

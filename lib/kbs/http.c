@@ -5,6 +5,7 @@
  * protocol does not need is refused rather than interpreted.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,6 +15,7 @@
 #include "util/json.h"
 #include "kbs/kbs-int.h"
 #include "util/rd.h"
+#include "util/util.h"
 
 static const struct {
 	const char *code;
@@ -284,6 +286,37 @@ static int parse_field(struct tdc_rd *line, struct kbs_http_req *req, struct see
 	return 0;
 }
 
+void kbs_http_req_free(struct kbs_http_req *req)
+{
+	if (!req)
+		return;
+	free(req->event_log);
+	req->event_log = NULL;
+	req->event_log_len = 0;
+}
+
+/* A base64 member into out (at most cap bytes, exactly want if want != 0). */
+static int b64_member(json_object *val, const char *key, uint8_t *out, size_t cap, size_t want,
+		      size_t *got, enum kbs_reason *reason, struct tdc_error *e)
+{
+	struct tdc_error be;
+	char d[300], what[64];
+	snprintf(what, sizeof(what), "bad \"%s\" member", key);
+	if (!json_object_is_type(val, json_type_string))
+		return fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET, what,
+			    "a base64 string");
+	tdc_error_clear(&be);
+	int r = tdc_base64_decode(json_object_get_string(val),
+				  (size_t)json_object_get_string_len(val), out, cap, got, &be);
+	if (r == TDC_E_LIMIT)
+		return fail(reason, KBS_TOO_LARGE, e, TDC_E_LIMIT, TDC_NO_OFFSET, what,
+			    "larger than the protocol allows");
+	if (r < 0 || (want && *got != want))
+		return fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET, what,
+			    r < 0 ? tdc_error_format(&be, d, sizeof(d)) : "wrong length");
+	return 0;
+}
+
 static int parse_body(const struct tdc_rd *body, struct kbs_http_req *req, enum kbs_reason *reason,
 		      struct tdc_error *e)
 {
@@ -301,6 +334,26 @@ static int parse_body(const struct tdc_rd *body, struct kbs_http_req *req, enum 
 	int r = 0;
 	json_object_object_foreach(o, key, val)
 	{
+		if (!strcmp(key, "ccel_table")) {
+			size_t got;
+			r = b64_member(val, key, req->ccel_table, sizeof(req->ccel_table),
+				       sizeof(req->ccel_table), &got, reason, e);
+			req->has_ccel_table = r == 0;
+			if (r < 0)
+				break;
+			continue;
+		}
+		if (!strcmp(key, "event_log")) {
+			if (!(req->event_log = malloc(TDC_MAX_EVENT_LOG))) {
+				r = fail(reason, KBS_INTERNAL, e, TDC_E_NOMEM, TDC_NO_OFFSET,
+					 "out of memory", NULL);
+				break;
+			}
+			if ((r = b64_member(val, key, req->event_log, TDC_MAX_EVENT_LOG, 0,
+					    &req->event_log_len, reason, e)) < 0)
+				break;
+			continue;
+		}
 		if (strcmp(key, "agent") != 0) {
 			r = fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET,
 				 "unknown member in the request body", key);
@@ -322,6 +375,11 @@ static int parse_body(const struct tdc_rd *body, struct kbs_http_req *req, enum 
 			memcpy(req->agent, s, n + 1);
 	}
 	json_object_put(o);
+	if (r == 0 && !req->event_log != !req->has_ccel_table)
+		r = fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET,
+			 "event_log and ccel_table go together", NULL);
+	if (r < 0)
+		kbs_http_req_free(req);
 	return r;
 }
 
@@ -386,9 +444,12 @@ int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
 	if (!s.length)
 		return fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET,
 			    "no Content-Length header field", NULL);
-	if (req->body_len > TDC_MAX_HTTP_BODY)
+	if (req->body_len > TDC_MAX_HTTP_BODY) {
+		char lim[48];
+		snprintf(lim, sizeof(lim), "limit %u bytes", TDC_MAX_HTTP_BODY);
 		return fail(reason, KBS_TOO_LARGE, e, TDC_E_LIMIT, TDC_NO_OFFSET,
-			    "request body too large", "limit 4096 bytes");
+			    "request body too large", lim);
+	}
 	if (tdc_rd_remaining(&r) < req->body_len)
 		return KBS_HTTP_MORE;
 	struct tdc_rd body;

@@ -54,7 +54,13 @@ struct kbs_http_req {
 	size_t header_len;         /* request line + fields + CRLF CRLF */
 	size_t body_len;           /* Content-Length */
 	char agent[TDC_MAX_KBS_AGENT + 1];
+	/* the CC event log of the evidence (PROTOCOL.md section 6.1), decoded; owned */
+	uint8_t *event_log;
+	size_t event_log_len;
+	bool has_ccel_table;
+	uint8_t ccel_table[56];
 };
+void kbs_http_req_free(struct kbs_http_req *req);
 
 /*
  * Parses one request from the first len bytes received (PROTOCOL.md §6.1).
@@ -162,7 +168,7 @@ void kbs_peer_free(struct kbs_peer *p);
 
 struct kbs_decision {
 	enum kbs_reason reason;
-	char detail[1024];    /* full reason, for audit and log */
+	char detail[1200];    /* full reason, for audit and log */
 	char verdict[48];     /* TCB status or verification error name */
 	char claims_digest[65];
 	struct tdc_secret key; /* filled when released */
@@ -171,11 +177,12 @@ void kbs_decision_free(struct kbs_decision *d);
 
 /*
  * PROTOCOL.md §5.1 for one request: evidence and binding of cert, quote
- * verification at now (cached in p for the connection), then the secret's
- * policy and the release. Never fails: the outcome is in d.
+ * verification at now (cached in p for the connection), the request's event log
+ * replayed to the quote's RTMRs, then the secret's policy and the release.
+ * Never fails: the outcome is in d.
  */
-void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, const char *secret_id,
-		unsigned version, int64_t now, struct kbs_decision *d);
+void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p,
+		const struct kbs_http_req *req, int64_t now, struct kbs_decision *d);
 
 /* ---- admin protocol (admin.c) ---- */
 

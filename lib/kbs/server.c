@@ -38,7 +38,9 @@
 #include "tdcrypt/ratls.h"
 #include "util/util.h"
 
-#define IN_CAP (TDC_MAX_HTTP_HEADER + TDC_MAX_HTTP_BODY)
+/* A request without an event log fits IN_CAP; one with it needs up to IN_MAX. */
+#define IN_CAP (TDC_MAX_HTTP_HEADER + 4096u)
+#define IN_MAX (TDC_MAX_HTTP_HEADER + TDC_MAX_HTTP_BODY)
 #define HANDSHAKE_MS 10000
 #define READ_MS 10000
 #define WRITE_MS 10000
@@ -338,6 +340,7 @@ static void job_free(struct job *j)
 		return;
 	X509_free(j->cert);
 	tdc_secret_free(&j->resp);
+	kbs_http_req_free(&j->req);
 	free(j);
 }
 
@@ -425,6 +428,13 @@ static void dispatch(struct tdc_kbs *k, struct conn *c, const struct kbs_http_re
 	} else {
 		c->in_len = 0;
 	}
+	if (c->in_cap > IN_CAP && c->in_len <= IN_CAP) { /* back to the small buffer */
+		uint8_t *n = realloc(c->in, IN_CAP);
+		if (n) {
+			c->in = n;
+			c->in_cap = IN_CAP;
+		}
+	}
 	timer_del(k, c);
 	c->st = S_WORK;
 	want(k, c, 0);
@@ -501,6 +511,18 @@ static void conn_read(struct tdc_kbs *k, struct conn *c)
 			if (r == KBS_HTTP_ERROR) {
 				dispatch(k, c, &req, reason, &e);
 				return;
+			}
+			/* The buffer grows to a request's announced size only once its headers
+			 * parsed (within the caps), so a connection costs IN_CAP until then. */
+			size_t need = req.header_len + req.body_len;
+			if (req.header_len && need > c->in_cap && need <= IN_MAX) {
+				uint8_t *n = realloc(c->in, need);
+				if (!n) {
+					conn_close(k, c);
+					return;
+				}
+				c->in = n;
+				c->in_cap = need;
 			}
 			if (c->in_len >= c->in_cap) {
 				tdc_error_set(&e, TDC_E_LIMIT, TDC_NO_OFFSET, __FILE__, __LINE__,
@@ -658,8 +680,7 @@ static void work(struct tdc_kbs *k, struct job *j)
 
 	memset(&d, 0, sizeof(d));
 	if (j->preset == KBS_OK) {
-		kbs_decide(&k->ctx, j->cert, &j->c->peer_state, j->req.secret_id, j->req.version,
-			   now, &d);
+		kbs_decide(&k->ctx, j->cert, &j->c->peer_state, &j->req, now, &d);
 	} else {
 		d.reason = j->preset;
 		snprintf(d.detail, sizeof(d.detail), "%s", j->preset_detail);
@@ -668,7 +689,7 @@ static void work(struct tdc_kbs *k, struct job *j)
 	}
 
 	/* the audit record first: a release that cannot be recorded does not happen */
-	char reason[1200];
+	char reason[1300];
 	snprintf(reason, sizeof(reason), "%s: %s", kbs_reason_code(d.reason), d.detail);
 	struct tdc_audit_record rec = {
 		.time = now,

@@ -15,6 +15,24 @@
 
 #include "tdcrypt/launch.h"
 
+/* Where distributions put TDVF (the OVMF build with TDX support). */
+static const char *const tdvf_paths[] = {
+	"/usr/share/ovmf/OVMF.inteltdx.fd",      /* Ubuntu (canonical/tdx) */
+	"/usr/share/edk2/ovmf/OVMF.inteltdx.fd", /* Fedora, CentOS Stream */
+	"/usr/share/qemu/OVMF.inteltdx.fd",
+	"/usr/share/OVMF/OVMF.inteltdx.fd",
+};
+
+const char *tdc_launch_default_firmware(bool tdx)
+{
+	if (!tdx)
+		return TDC_LAUNCH_OVMF;
+	for (size_t i = 0; i < sizeof(tdvf_paths) / sizeof(tdvf_paths[0]); i++)
+		if (access(tdvf_paths[i], R_OK) == 0)
+			return tdvf_paths[i];
+	return tdvf_paths[0];
+}
+
 const char *tdc_disk_format_name(enum tdc_disk_format f)
 {
 	return f == TDC_DISK_QCOW2 ? "qcow2" : "raw";
@@ -192,8 +210,8 @@ static int check_opts(const struct tdc_launch_opts *o, struct tdc_error *e)
 		return TDC_FAIL(e, TDC_E_USAGE, "no disk image");
 	if (!o->firmware)
 		return TDC_FAIL(e, TDC_E_USAGE, "no firmware (TDVF or OVMF code)");
-	if (!o->tdx && !o->vars)
-		return TDC_FAIL(e, TDC_E_USAGE, "no OVMF vars file");
+	if (o->tdx && (o->vars || o->vtpm_socket))
+		return TDC_FAIL(e, TDC_E_USAGE, "vars and vTPM are for the TCG form (TDVF has neither)");
 	if ((o->initrd || o->append) && !o->kernel)
 		return TDC_FAIL(e, TDC_E_USAGE, "initrd/append given without a kernel");
 	if (o->memory_mib && (o->memory_mib < 64 || o->memory_mib > TDC_LAUNCH_MAX_MEMORY_MIB))
@@ -209,6 +227,7 @@ static int check_opts(const struct tdc_launch_opts *o, struct tdc_error *e)
 	} strs[] = {
 		{ o->qemu, "qemu" },       { o->image, "image" },   { o->firmware, "firmware" },
 		{ o->vars, "vars" },       { o->kernel, "kernel" }, { o->initrd, "initrd" },
+		{ o->vtpm_socket, "vTPM socket" },
 		{ o->append, "append" },   { o->name, "name" },     { o->serial_log, "serial log" },
 		{ o->monitor_socket, "monitor socket" },
 	};
@@ -268,14 +287,29 @@ static int machine_args(const struct tdc_launch_opts *o, uint32_t mem, uint32_t 
 	TDC_GUARD(pushf(a, e, "%uM", mem));
 	TDC_GUARD(push(a, "-smp", e));
 	TDC_GUARD(pushf(a, e, "%u", cpus));
-	if (o->tdx) {
-		/* TD memory is private: the firmware is loaded as RAM, not pflash. */
+	if (o->tdx || !o->vars) {
+		/* TD memory is private: the firmware is loaded as RAM, not pflash; the TCG form
+		 * does the same by default, so both boot the same firmware the same way. */
 		TDC_GUARD(push(a, "-bios", e));
 		TDC_GUARD(push(a, o->firmware, e));
 	} else {
 		TDC_GUARD(push_drive(a, "if=pflash,format=raw,unit=0,readonly=on,", o->firmware,
 				     "", e));
 		TDC_GUARD(push_drive(a, "if=pflash,format=raw,unit=1,", o->vars, "", e));
+	}
+	if (o->vtpm_socket) {
+		char *p = tdc_qemu_escape(o->vtpm_socket);
+		if (!p)
+			return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+		int rc = push(a, "-chardev", e);
+		if (rc == 0)
+			rc = pushf(a, e, "socket,id=vtpm0,path=%s", p);
+		free(p);
+		TDC_GUARD(rc);
+		TDC_GUARD(push(a, "-tpmdev", e));
+		TDC_GUARD(push(a, "emulator,id=tpm0,chardev=vtpm0", e));
+		TDC_GUARD(push(a, "-device", e));
+		TDC_GUARD(push(a, "tpm-tis,tpmdev=tpm0", e));
 	}
 	return 0;
 }

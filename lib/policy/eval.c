@@ -13,6 +13,8 @@
 #include <json-c/json.h>
 
 #include "policy/policy-int.h"
+#include "tdcrypt/measure.h"
+#include "util/json.h"
 #include "util/util.h"
 
 /* 4 platform + 3 attribute + xfam + mrseam + svn + mrservicetd + 8 TD registers */
@@ -258,6 +260,96 @@ static void module_rules(struct ctx *c, const struct tdc_policy *p, const struct
 	rule(c, "mrservicetd", pass, p->mrservicetd_configured, &exp, &act);
 }
 
+static void hex_prefix(struct sb *b, const uint8_t *d)
+{
+	char hex[2 * TDC_MR_SIZE + 1];
+	tdc_hex_encode(d, TDC_MR_SIZE, hex);
+	sb_add(b, "%.16s...", hex);
+}
+
+static void listed_event(struct sb *b, const struct tdc_policy_event_list *l, size_t k)
+{
+	sb_add(b, "; event %zu: ", k);
+	if (k >= l->n) {
+		sb_add(b, "none (the log has more events than the policy lists)");
+		return;
+	}
+	const struct tdc_policy_event *pe = &l->ev[k];
+	sb_add(b, "%s%s%s, digest ", pe->role[0] ? pe->role : "",
+	       pe->role[0] && pe->what[0] ? " " : "", pe->what[0] ? pe->what : "(no text)");
+	for (size_t j = 0; j < pe->n; j++) {
+		if (j)
+			sb_add(b, " or ");
+		hex_prefix(b, pe->digest[j]);
+	}
+}
+
+static bool listed(const struct tdc_policy_event_list *l, size_t k, const struct tdc_event *ev)
+{
+	for (size_t j = 0; k < l->n && j < l->ev[k].n; j++)
+		if (!memcmp(l->ev[k].digest[j], ev->sha384, TDC_MR_SIZE))
+			return true;
+	return false;
+}
+
+/*
+ * "events.rtmrN": the RTMR's events in the replayed log, one to one with the listed ones.
+ * A refusal names the first few events that differ, not only the first: a changed kernel
+ * command line also changes grub.cfg and the GRUB commands read before it, and the
+ * operator wants to see all of them.
+ */
+#define EVENTS_NAMED 4
+
+static void events_rule(struct ctx *c, const char *name, const struct tdc_policy_event_list *l,
+			unsigned rtmr, const struct tdc_evlog *log)
+{
+	struct sb exp = { 0 }, act = { 0 };
+	size_t k = 0, n_bad = 0, bad[EVENTS_NAMED];
+	const struct tdc_event *bad_ev[EVENTS_NAMED];
+
+	sb_add(&exp, "%zu events as listed", l->n);
+	if (!log) {
+		sb_add(&act, "no event log in the evidence (the policy rules on %s's events)", name);
+		rule(c, name, false, true, &exp, &act);
+		return;
+	}
+	for (size_t i = 0; i < log->n; i++) {
+		const struct tdc_event *ev = &log->ev[i];
+		if (ev->type == TDC_EV_NO_ACTION || ev->index != rtmr + 1)
+			continue;
+		if (!listed(l, k, ev)) {
+			if (n_bad < EVENTS_NAMED) {
+				bad[n_bad] = k;
+				bad_ev[n_bad] = ev;
+			}
+			n_bad++;
+		}
+		k++;
+	}
+	if (n_bad == 0 && k == l->n) {
+		sb_add(&act, "%zu events, each with a listed digest", k);
+		rule(c, name, true, true, &exp, &act);
+		return;
+	}
+	for (size_t i = 0; i < n_bad && i < EVENTS_NAMED; i++) {
+		char desc[80] = ""; /* short: four of them fit the audit record's reason */
+		const char *t = tdc_event_type_name(bad_ev[i]->type);
+		tdc_event_describe(bad_ev[i], desc, sizeof(desc));
+		sb_add(&act, "%sevent %zu is %s '%s', digest ", i ? "; " : "", bad[i],
+		       t ? t : "an unknown type", desc);
+		hex_prefix(&act, bad_ev[i]->sha384);
+		listed_event(&exp, l, bad[i]);
+	}
+	if (n_bad > EVENTS_NAMED)
+		sb_add(&act, "; %zu more differ", n_bad - EVENTS_NAMED);
+	if (k < l->n) {
+		sb_add(&act, "%sthe log ends after %zu events", n_bad ? "; " : "", k);
+		listed_event(&exp, l, k);
+	}
+	sb_add(&act, " (%zu events in the log)", k);
+	rule(c, name, false, true, &exp, &act);
+}
+
 static void set_reason(struct tdc_policy_result *res)
 {
 	for (size_t i = 0; i < res->n_rules; i++) {
@@ -291,8 +383,12 @@ int tdc_policy_eval(const struct tdc_policy *p, const struct tdc_policy_input *i
 	module_rules(&c, p, td);
 	for (int i = TDC_PMR_MRTD; i < TDC_PMR__COUNT; i++) {
 		const struct tdc_policy_mr_list *l = &p->mr[i];
-		hex_rule(&c, tdc_policy_mrs[i].name, (const uint8_t *)l->v, l->n, TDC_MR_SIZE,
-			 (const uint8_t *)td + tdc_policy_mrs[i].offset);
+		unsigned rtmr = (unsigned)(i - TDC_PMR_RTMR0);
+		if (i >= TDC_PMR_RTMR0 && i <= TDC_PMR_RTMR3 && p->events[rtmr].n)
+			events_rule(&c, tdc_policy_mrs[i].name, &p->events[rtmr], rtmr, in->event_log);
+		else
+			hex_rule(&c, tdc_policy_mrs[i].name, (const uint8_t *)l->v, l->n,
+				 TDC_MR_SIZE, (const uint8_t *)td + tdc_policy_mrs[i].offset);
 	}
 	if (c.oom) {
 		tdc_policy_result_free(res);
@@ -333,25 +429,15 @@ void tdc_policy_result_print(const struct tdc_policy_result *res, FILE *out)
 			res->reason);
 }
 
-static int add(json_object *obj, const char *key, json_object *v)
-{
-	if (!v)
-		return -1;
-	if (json_object_object_add(obj, key, v) < 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
 
 static json_object *rule_json(const struct tdc_policy_rule_result *r)
 {
 	json_object *o = json_object_new_object();
-	if (!o || add(o, "name", json_object_new_string(r->name)) < 0 ||
-	    add(o, "pass", json_object_new_boolean(r->pass)) < 0 ||
-	    add(o, "configured", json_object_new_boolean(r->configured)) < 0 ||
-	    add(o, "expected", json_object_new_string(r->expected)) < 0 ||
-	    add(o, "actual", json_object_new_string(r->actual)) < 0) {
+	if (!o || tdc_json_add(o, "name", json_object_new_string(r->name)) < 0 ||
+	    tdc_json_add(o, "pass", json_object_new_boolean(r->pass)) < 0 ||
+	    tdc_json_add(o, "configured", json_object_new_boolean(r->configured)) < 0 ||
+	    tdc_json_add(o, "expected", json_object_new_string(r->expected)) < 0 ||
+	    tdc_json_add(o, "actual", json_object_new_string(r->actual)) < 0) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -373,12 +459,12 @@ int tdc_policy_result_to_json(const struct tdc_policy_result *res, char **out,
 		if (!ok)
 			json_object_put(r);
 	}
-	ok = ok && add(o, "allowed", json_object_new_boolean(res->allowed)) == 0;
+	ok = ok && tdc_json_add(o, "allowed", json_object_new_boolean(res->allowed)) == 0;
 	if (ok && res->reason_code)
-		ok = add(o, "reason_code", json_object_new_string(res->reason_code)) == 0;
+		ok = tdc_json_add(o, "reason_code", json_object_new_string(res->reason_code)) == 0;
 	else if (ok)
 		ok = json_object_object_add(o, "reason_code", NULL) == 0;
-	ok = ok && add(o, "reason", json_object_new_string(res->reason)) == 0;
+	ok = ok && tdc_json_add(o, "reason", json_object_new_string(res->reason)) == 0;
 	if (ok) {
 		ok = json_object_object_add(o, "rules", rules) == 0;
 		if (ok)

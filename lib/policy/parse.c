@@ -45,6 +45,11 @@ void tdc_policy_free(struct tdc_policy *p)
 	for (int i = 0; i < TDC_PMR__COUNT; i++)
 		free(p->mr[i].v);
 	free(p->xfam);
+	for (int i = 0; i < 4; i++) {
+		for (size_t j = 0; j < p->events[i].n; j++)
+			free(p->events[i].ev[j].digest);
+		free(p->events[i].ev);
+	}
 	free(p->refused.id);
 	free(p->allowed_only.id);
 	free(p);
@@ -281,6 +286,138 @@ static int parse_td_attributes(json_object *obj, const char *path, struct tdc_po
 	return 0;
 }
 
+/* A short text member (type, role, what): printable ASCII, bounded. */
+static int get_text(json_object *v, const char *path, char *out, size_t cap, struct tdc_error *e)
+{
+	const char *s;
+	size_t len;
+	TDC_GUARD(get_string(v, path, &s, &len, e));
+	if (len >= cap)
+		return TDC_FAILF(e, TDC_E_LIMIT, "text too long in policy", "%s: %zu characters, "
+				 "limit %zu", path, len, cap - 1);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return TDC_FAILF(e, TDC_E_FORMAT, "non-printable character in policy text",
+					 "%s", path);
+	memcpy(out, s, len + 1);
+	return 0;
+}
+
+static int parse_event(json_object *obj, const char *path, struct tdc_policy_event *ev,
+		       struct tdc_error *e)
+{
+	bool digest = false;
+	TDC_GUARD(want_type(obj, json_type_object, path, e));
+	json_object_object_foreach(obj, key, v)
+	{
+		char kp[JPATH_MAX];
+		jpath(kp, path, key);
+		if (strcmp(key, "digest") == 0) {
+			uint8_t *vals = NULL;
+			TDC_GUARD(parse_hex_list(v, kp, TDC_MR_SIZE, &ev->n, &vals, e));
+			ev->digest = (uint8_t(*)[TDC_MR_SIZE])vals;
+			digest = true;
+		} else if (strcmp(key, "type") == 0) {
+			TDC_GUARD(get_text(v, kp, ev->type, sizeof(ev->type), e));
+		} else if (strcmp(key, "role") == 0) {
+			TDC_GUARD(get_text(v, kp, ev->role, sizeof(ev->role), e));
+		} else if (strcmp(key, "what") == 0) {
+			TDC_GUARD(get_text(v, kp, ev->what, sizeof(ev->what), e));
+		} else {
+			return TDC_FAILF(e, TDC_E_FORMAT, "unknown key in policy", "%s", kp);
+		}
+	}
+	if (!digest)
+		return TDC_FAILF(e, TDC_E_FORMAT, "policy event without digest", "%s", path);
+	return 0;
+}
+
+/* "events": {"rtmr0".."rtmr3": [event, ...]} */
+static int parse_events(json_object *obj, const char *path, struct tdc_policy *p,
+			struct tdc_error *e)
+{
+	TDC_GUARD(want_type(obj, json_type_object, path, e));
+	json_object_object_foreach(obj, key, v)
+	{
+		char kp[JPATH_MAX];
+		int r = -1;
+		jpath(kp, path, key);
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(key, tdc_policy_mrs[TDC_PMR_RTMR0 + i].name))
+				r = i;
+		if (r < 0)
+			return TDC_FAILF(e, TDC_E_FORMAT, "unknown key in policy",
+					 "%s (rtmr0..rtmr3)", kp);
+		size_t n;
+		TDC_GUARD(get_array(v, kp, false, TDC_MAX_POLICY_EVENTS, &n, e));
+		struct tdc_policy_event_list *l = &p->events[r];
+		if (!(l->ev = calloc(n, sizeof(*l->ev))))
+			return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+		l->n = n;
+		for (size_t i = 0; i < n; i++) {
+			char ip[JPATH_MAX];
+			jpath_idx(ip, kp, i);
+			TDC_GUARD(parse_event(json_object_array_get_idx(v, i), ip, &l->ev[i], e));
+		}
+	}
+	return 0;
+}
+
+static int parse_reference(json_object *obj, const char *path, struct tdc_policy_reference *r,
+			   struct tdc_error *e)
+{
+	struct {
+		const char *key;
+		char *out;
+		size_t cap;
+	} texts[] = {
+		{ "tool", r->tool, sizeof(r->tool) },
+		{ "target", r->target, sizeof(r->target) },
+		{ "boot", r->boot, sizeof(r->boot) },
+		{ "firmware", r->firmware, sizeof(r->firmware) },
+		{ "firmware_sha256", r->firmware_sha256, sizeof(r->firmware_sha256) },
+		{ "mrtd_order", r->mrtd_order, sizeof(r->mrtd_order) },
+		{ "qemu", r->qemu, sizeof(r->qemu) },
+		{ "image", r->image, sizeof(r->image) },
+	};
+	TDC_GUARD(want_type(obj, json_type_object, path, e));
+	r->present = true;
+	json_object_object_foreach(obj, key, v)
+	{
+		char kp[JPATH_MAX];
+		bool done = false;
+		jpath(kp, path, key);
+		for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]) && !done; i++) {
+			if (strcmp(key, texts[i].key))
+				continue;
+			TDC_GUARD(get_text(v, kp, texts[i].out, texts[i].cap, e));
+			done = true;
+		}
+		if (done)
+			continue;
+		if (strcmp(key, "memory_mib") == 0) {
+			if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+			    json_object_get_int64(v) > (1 << 22))
+				return TDC_FAILF(e, TDC_E_FORMAT, "bad memory_mib in policy", "%s",
+						 kp);
+			r->memory_mib = (uint32_t)json_object_get_int64(v);
+			continue;
+		}
+		return TDC_FAILF(e, TDC_E_FORMAT, "unknown key in policy", "%s", kp);
+	}
+	if (r->firmware_sha256[0]) {
+		uint8_t d[32];
+		TDC_GUARD(tdc_hex_decode(r->firmware_sha256, strlen(r->firmware_sha256), d,
+					 sizeof(d), "reference.firmware_sha256", e));
+	}
+	return 0;
+}
+
+void tdc_policy_get_reference(const struct tdc_policy *p, struct tdc_policy_reference *out)
+{
+	*out = p->ref;
+}
+
 static int parse_member(const char *key, json_object *v, struct tdc_policy *p,
 			struct tdc_error *e)
 {
@@ -326,11 +463,15 @@ static int parse_member(const char *key, json_object *v, struct tdc_policy *p,
 		p->simulator_configured = true;
 		return get_bool(v, key, &p->allow_simulator, e);
 	}
+	if (strcmp(key, "events") == 0)
+		return parse_events(v, key, p, e);
+	if (strcmp(key, "reference") == 0)
+		return parse_reference(v, key, &p->ref, e);
 	return TDC_FAILF(e, TDC_E_FORMAT, "unknown key in policy", "%s", key);
 }
 
-/* Policy nesting is at most object > object > array. */
-#define POLICY_JSON_DEPTH 4
+/* Policy nesting is at most object > object > array > object > array (events). */
+#define POLICY_JSON_DEPTH 6
 
 static int parse_json(const char *json, size_t len, json_object **out, struct tdc_error *e)
 {
@@ -359,6 +500,12 @@ int tdc_policy_parse(const char *json, size_t len, struct tdc_policy **out, stru
 			break;
 	}
 	json_object_put(obj);
+	for (int i = 0; r == 0 && i < 4; i++)
+		if (p->events[i].n && p->mr[TDC_PMR_RTMR0 + i].n)
+			r = TDC_FAILF(e, TDC_E_FORMAT, "an RTMR pinned twice in policy",
+				      "%s and events.%s: use one of them",
+				      tdc_policy_mrs[TDC_PMR_RTMR0 + i].name,
+				      tdc_policy_mrs[TDC_PMR_RTMR0 + i].name);
 	if (r < 0) {
 		tdc_policy_free(p);
 		return r;
@@ -369,16 +516,6 @@ int tdc_policy_parse(const char *json, size_t len, struct tdc_policy **out, stru
 
 /* ---- canonical form ---- */
 
-static int add(json_object *obj, const char *key, json_object *v)
-{
-	if (!v)
-		return -1;
-	if (json_object_object_add(obj, key, v) < 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
 
 static int append(json_object *arr, json_object *v)
 {
@@ -431,11 +568,11 @@ static json_object *attributes_json(const struct tdc_policy *p)
 		    0)
 			goto fail;
 	}
-	if (add(o, "allow_debug", json_object_new_boolean(p->allow_debug)) < 0 ||
-	    add(o, "require_sept_ve_disable",
+	if (tdc_json_add(o, "allow_debug", json_object_new_boolean(p->allow_debug)) < 0 ||
+	    tdc_json_add(o, "require_sept_ve_disable",
 		json_object_new_boolean(p->require_sept_ve_disable)) < 0)
 		goto fail;
-	if (add(o, "allow_bits", bits) < 0) {
+	if (tdc_json_add(o, "allow_bits", bits) < 0) {
 		bits = NULL;
 		goto fail;
 	}
@@ -444,6 +581,54 @@ fail:
 	json_object_put(bits);
 	json_object_put(o);
 	return NULL;
+}
+
+static int add_text(json_object *o, const char *key, const char *s)
+{
+	return *s ? tdc_json_add(o, key, json_object_new_string(s)) : 0;
+}
+
+static int add_events(json_object *o, const struct tdc_policy *p)
+{
+	json_object *all = NULL;
+	for (int i = 0; i < 4; i++) {
+		const struct tdc_policy_event_list *l = &p->events[i];
+		if (!l->n)
+			continue;
+		if (!all && !(all = json_object_new_object()))
+			return -1;
+		json_object *arr = json_object_new_array();
+		if (!arr || tdc_json_add(all, tdc_policy_mrs[TDC_PMR_RTMR0 + i].name, arr) < 0)
+			goto fail;
+		for (size_t j = 0; j < l->n; j++) {
+			const struct tdc_policy_event *ev = &l->ev[j];
+			json_object *eo = json_object_new_object();
+			if (!eo || append(arr, eo) < 0 || add_text(eo, "type", ev->type) < 0 ||
+			    add_text(eo, "role", ev->role) < 0 || add_text(eo, "what", ev->what) < 0 ||
+			    tdc_json_add(eo, "digest", hex_list((const uint8_t *)ev->digest, ev->n,
+						       TDC_MR_SIZE)) < 0)
+				goto fail;
+		}
+	}
+	return all ? tdc_json_add(o, "events", all) : 0;
+fail:
+	json_object_put(all);
+	return -1;
+}
+
+json_object *tdc_policy_reference_json(const struct tdc_policy_reference *r)
+{
+	json_object *o = json_object_new_object();
+	if (!o || add_text(o, "tool", r->tool) < 0 || add_text(o, "target", r->target) < 0 ||
+	    add_text(o, "boot", r->boot) < 0 || add_text(o, "firmware", r->firmware) < 0 ||
+	    add_text(o, "firmware_sha256", r->firmware_sha256) < 0 ||
+	    add_text(o, "mrtd_order", r->mrtd_order) < 0 || add_text(o, "qemu", r->qemu) < 0 ||
+	    add_text(o, "image", r->image) < 0 ||
+	    (r->memory_mib && tdc_json_add(o, "memory_mib", json_object_new_int((int)r->memory_mib)) < 0)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 static json_object *policy_json(const struct tdc_policy *p)
@@ -457,37 +642,39 @@ static json_object *policy_json(const struct tdc_policy *p)
 		    append(st, json_object_new_string(tdc_tcb_status_name(s))) < 0)
 			goto fail;
 	}
-	if (add(o, "version", json_object_new_int(TDC_POLICY_VERSION)) < 0 ||
-	    add(o, "allow_simulator", json_object_new_boolean(p->allow_simulator)) < 0)
+	if (tdc_json_add(o, "version", json_object_new_int(TDC_POLICY_VERSION)) < 0 ||
+	    tdc_json_add(o, "allow_simulator", json_object_new_boolean(p->allow_simulator)) < 0)
 		goto fail;
-	if (add(o, "tcb_status", st) < 0) {
+	if (tdc_json_add(o, "tcb_status", st) < 0) {
 		st = NULL;
 		goto fail;
 	}
 	st = NULL;
-	if (add(o, "advisories_refused", advisory_list(&p->refused)) < 0)
+	if (tdc_json_add(o, "advisories_refused", advisory_list(&p->refused)) < 0)
 		goto fail;
 	if (p->has_allowed_only &&
-	    add(o, "advisories_allowed_only", advisory_list(&p->allowed_only)) < 0)
+	    tdc_json_add(o, "advisories_allowed_only", advisory_list(&p->allowed_only)) < 0)
 		goto fail;
-	if (add(o, "td_attributes", attributes_json(p)) < 0)
+	if (tdc_json_add(o, "td_attributes", attributes_json(p)) < 0)
 		goto fail;
-	if (p->n_xfam && add(o, "xfam", hex_list((const uint8_t *)p->xfam, p->n_xfam, 8)) < 0)
+	if (p->n_xfam && tdc_json_add(o, "xfam", hex_list((const uint8_t *)p->xfam, p->n_xfam, 8)) < 0)
 		goto fail;
 	if (p->has_min_tee_tcb_svn) {
 		char hex[33];
 		tdc_hex_encode(p->min_tee_tcb_svn, 16, hex);
-		if (add(o, "min_tee_tcb_svn", json_object_new_string(hex)) < 0)
+		if (tdc_json_add(o, "min_tee_tcb_svn", json_object_new_string(hex)) < 0)
 			goto fail;
 	}
-	if (add(o, "mrservicetd_zero", json_object_new_boolean(p->mrservicetd_zero)) < 0)
+	if (tdc_json_add(o, "mrservicetd_zero", json_object_new_boolean(p->mrservicetd_zero)) < 0)
 		goto fail;
 	for (int i = 0; i < TDC_PMR__COUNT; i++) {
 		if (p->mr[i].n &&
-		    add(o, tdc_policy_mrs[i].name,
+		    tdc_json_add(o, tdc_policy_mrs[i].name,
 			hex_list((const uint8_t *)p->mr[i].v, p->mr[i].n, TDC_MR_SIZE)) < 0)
 			goto fail;
 	}
+	if (add_events(o, p) < 0 || (p->ref.present && tdc_json_add(o, "reference", tdc_policy_reference_json(&p->ref)) < 0))
+		goto fail;
 	return o;
 fail:
 	json_object_put(st);

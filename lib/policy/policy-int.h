@@ -43,6 +43,22 @@ struct tdc_policy_mr_list {
 	uint8_t (*v)[TDC_MR_SIZE];
 };
 
+/* One expected event of an RTMR: any of its digests. */
+struct tdc_policy_event {
+	size_t n;
+	uint8_t (*digest)[TDC_MR_SIZE];
+	char type[40], role[16], what[192];
+};
+
+struct tdc_policy_event_list {
+	size_t n;
+	struct tdc_policy_event *ev;
+};
+
+struct json_object;
+/* The "reference" block as JSON (parse.c), for the canonical form and for new policies. */
+struct json_object *tdc_policy_reference_json(const struct tdc_policy_reference *r);
+
 struct tdc_policy {
 	struct tdc_policy_mr_list mr[TDC_PMR__COUNT];
 	size_t n_xfam; /* 0: any */
@@ -67,4 +83,8 @@ struct tdc_policy {
 	bool mrservicetd_configured;
 	bool allow_simulator;
 	bool simulator_configured;
+
+	/* per RTMR: the expected events (n == 0: not configured) */
+	struct tdc_policy_event_list events[4];
+	struct tdc_policy_reference ref;
 };

@@ -219,3 +219,14 @@ int tdc_json_array(json_object *obj, const char *parent, const char *key, bool r
 	return 0;
 }
 
+
+int tdc_json_add(json_object *obj, const char *key, json_object *v)
+{
+	if (!v)
+		return -1;
+	if (json_object_object_add(obj, key, v) < 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}

@@ -29,6 +29,9 @@ int tdc_json_parse_object_depth(const uint8_t *buf, size_t len, size_t max, int 
 				const char *what, json_object **out, struct tdc_error *e)
 	TDC_MUST_USE;
 
+/* Adds v as obj[key]; v NULL (a failed constructor) or a failed add: -1, v released. */
+int tdc_json_add(json_object *obj, const char *key, json_object *v);
+
 /* Writes "parent.key" / "parent[i]" into out (TDC_JPATH_MAX bytes). */
 void tdc_jpath_key(char *out, const char *parent, const char *key);
 void tdc_jpath_idx(char *out, const char *parent, size_t i);

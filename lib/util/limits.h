@@ -32,9 +32,15 @@
 #define TDC_MAX_RATLS_CLAIMS_SIZE 512u
 #define TDC_MAX_RATLS_CLAIMS 4u
 #define TDC_MAX_RATLS_CLAIM_KEY 32u
+/* A CC event log in the evidence (the used part of the CCEL area; real ones are 5-40 KiB),
+ * and the CCEL log area the agent reads it from. */
+#define TDC_MAX_EVENT_LOG (128u * 1024u)
+#define TDC_MAX_CCEL_AREA (4u * 1024u * 1024u)
 /* Policy JSON document, values in one any-of list, advisory IDs in one policy list. */
-#define TDC_MAX_POLICY_JSON (64u * 1024u)
+#define TDC_MAX_POLICY_JSON (128u * 1024u)
 #define TDC_MAX_POLICY_VALUES 64
+/* Events listed for one RTMR in a policy. */
+#define TDC_MAX_POLICY_EVENTS 256
 #define TDC_MAX_POLICY_ADVISORIES 256
 /* Store: secret IDs and values, secret.json import, audit fields, collateral cache. */
 #define TDC_MAX_SECRET_ID_LEN 128
@@ -62,7 +68,8 @@
 #define TDC_MAX_HTTP_REQUEST_LINE 1024u
 #define TDC_MAX_HTTP_HEADER (8u * 1024u)
 #define TDC_MAX_HTTP_FIELDS 32u
-#define TDC_MAX_HTTP_BODY (4u * 1024u)
+/* The body carries the CC event log, base64 (4/3) plus the JSON around it. */
+#define TDC_MAX_HTTP_BODY (4u * 1024u + (TDC_MAX_EVENT_LOG / 3u + 1u) * 4u)
 #define TDC_MAX_KBS_SECRET_ID 64u
 #define TDC_MAX_KBS_AGENT 64u
 #define TDC_MAX_KBS_SECRET 4096u

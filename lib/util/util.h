@@ -35,6 +35,10 @@ int tdc_file_read(const char *path, size_t max, uint8_t **out, size_t *len,
 int tdc_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int tdc_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+/* Strict RFC 4648 base64 (padding required, canonical) into out (cap bytes). */
+int tdc_base64_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len,
+		      struct tdc_error *e) TDC_MUST_USE;
+
 /* Constant-time comparison. */
 bool tdc_ct_equal(const void *a, const void *b, size_t n);
 /* True if all n bytes are zero. */

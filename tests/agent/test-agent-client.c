@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "tdcrypt/agent.h"
+#include "util/util.h"
 #include "tdcrypt/ratls.h"
 #include "tdcrypt/sim.h"
 
@@ -422,8 +423,11 @@ static void test_http_request(void **state)
 	char *req;
 	size_t len;
 	(void)state;
-	assert_int_equal(tdc_agent_http_request("10.0.2.100:50051", "luks-root", &req, &len, NULL),
-			 0);
+	char *body;
+	assert_int_equal(tdc_agent_request_body(NULL, &body, NULL), 0);
+	assert_int_equal(tdc_agent_http_request("10.0.2.100:50051", "luks-root", body, &req, &len,
+						NULL), 0);
+	free(body);
 	assert_string_equal(req, "POST /v1/keys/luks-root HTTP/1.1\r\n"
 				 "Host: 10.0.2.100:50051\r\n"
 				 "Content-Type: application/json\r\n"
@@ -433,6 +437,15 @@ static void test_http_request(void **state)
 				 "{\"agent\":\"tdcrypt-agent/0.1.0\"}");
 	assert_int_equal(len, strlen(req));
 	free(req);
+
+	/* with an event log: the log and the CCEL table, base64 */
+	struct tdc_agent_evidence ev = { .event_log = (uint8_t *)"foob", .event_log_len = 4,
+					 .has_table = true };
+	tdc_ccel_table_build(4, 0, ev.ccel_table);
+	assert_int_equal(tdc_agent_request_body(&ev, &body, NULL), 0);
+	assert_non_null(strstr(body, "\"event_log\":\"Zm9vYg==\""));
+	assert_non_null(strstr(body, "\"ccel_table\":\"Q0NFTD"));
+	free(body);
 }
 
 /* ---- loopback TLS against an in-test broker ---- */
@@ -487,14 +500,15 @@ static void *serve(void *arg)
 	SSL *ssl = SSL_new(s->ctx);
 	SSL_set_fd(ssl, fd);
 	if (SSL_accept(ssl) == 1) {
-		char req[4096];
-		size_t got = 0, n;
+		static char req[256 * 1024];
+		size_t got = 0, n, clen;
 		while (got < sizeof(req) - 1 &&
 		       SSL_read_ex(ssl, req + got, sizeof(req) - 1 - got, &n)) {
 			got += n;
 			req[got] = 0;
-			char *body = strstr(req, "\r\n\r\n");
-			if (body && strlen(body + 4) >= 31)
+			char *body = strstr(req, "\r\n\r\n"), *cl = strstr(req, "Content-Length: ");
+			if (body && cl && sscanf(cl + 16, "%zu", &clen) == 1 &&
+			    strlen(body + 4) >= clen)
 				break;
 		}
 		sscanf(req, "POST %127s", s->path);
@@ -599,11 +613,19 @@ static int run_agent(const char *response, bool tamper, struct server *s, struct
 	snprintf(sim, sizeof(sim), "%s/sim", dir);
 	snprintf(img, sizeof(img), "%s/disk.img", dir);
 	snprintf(cl, sizeof(cl), "%s/cmdline", dir);
-	assert_int_equal(tdc_sim_dir_init(sim, NOW, 30, NULL), 0);
-	FILE *f = fopen(cl, "w");
+	assert_int_equal(tdc_sim_dir_init(sim, NOW, 30, NULL, NULL), 0);
+	/* the vTPM log the sim provider turns into RTMRs: one boot loader event */
+	struct tdc_evlog_writer *lw;
+	uint8_t d[48] = { 1 }, *log;
+	size_t loglen;
+	assert_int_equal(tdc_evlog_writer_new(&lw, NULL), 0);
+	assert_int_equal(tdc_evlog_writer_add(lw, 8, TDC_EV_IPL, d, "x", 1, NULL), 0);
+	assert_int_equal(tdc_evlog_writer_finish(lw, &log, &loglen, NULL), 0);
+	FILE *f = fopen(cl, "wb");
 	assert_non_null(f);
-	fputs("root=/dev/mapper/root ro\n", f);
+	assert_int_equal(fwrite(log, 1, loglen, f), loglen);
 	fclose(f);
+	free(log);
 	make_luks(img);
 
 	world_init(&w); /* only the broker key and its pin are used */
@@ -623,7 +645,7 @@ static int run_agent(const char *response, bool tamper, struct server *s, struct
 		c.header_sha256[0] ^= 1;
 	c.provider = TDC_PROVIDER_SIM;
 	c.sim_dir = sim;
-	c.cmdline_path = cl;
+	c.tpm_log = cl;
 	c.total_timeout_ms = 20000;
 	c.attempt_timeout_ms = 10000;
 	c.connect_timeout_ms = 2000;
@@ -745,7 +767,7 @@ static int attempt(struct world *w, uint16_t port, bool good_pin, int64_t timeou
 		c.pins[0][0] ^= 1;
 	assert_int_equal(tdc_agent_tls_ctx(&c, w->akey, w->acert, &ctx, e), 0);
 	const struct tdc_agent_clock *clk = tdc_agent_real_clock();
-	int r = tdc_agent_attempt(ctx, &b, "luks-root", clk, clk->now_ms(NULL) + timeout_ms, 2000,
+	int r = tdc_agent_attempt(ctx, &b, "luks-root", "{}", clk, clk->now_ms(NULL) + timeout_ms, 2000,
 				  NULL, reply, e);
 	SSL_CTX_free(ctx);
 	return r;

@@ -414,31 +414,75 @@ static void test_auto_never_sim(void **state)
 				     .sim_dir = tmpdir,
 				     .tsm_root = (char *)"/nonexistent/tsm"};
 	struct tdc_error e = {0};
-	uint8_t rd[64] = {0}, *q;
-	size_t len;
+	uint8_t rd[64] = {0};
+	struct tdc_agent_evidence ev;
 	(void)state;
 	if (tdc_tdx_guest_available(NULL))
 		skip();
-	assert_int_equal(tdc_agent_get_quote(&c, rd, NOW, &q, &len, NULL, &e), TDC_E_UNSUPPORTED);
+	assert_int_equal(tdc_agent_get_quote(&c, rd, NOW, &ev, NULL, &e), TDC_E_UNSUPPORTED);
 	assert_string_equal(e.reason, "no quote provider: neither configfs-tsm nor /dev/tdx_guest");
 }
 
 /* ---- simulator ---- */
 
-static void test_rtmr2(void **state)
+/* A vTPM event log: (PCR, type, text) events, SHA-384 of the text as digest. */
+struct tpm_ev {
+	uint32_t pcr, type;
+	const char *text;
+};
+
+static void write_tpm_log(const char *path, const struct tpm_ev *evs, size_t n)
 {
-	uint8_t a[48], b[48], c[48], expect[48], buf[96];
-	unsigned int n;
-	(void)state;
-	tdc_sim_rtmr2((const uint8_t *)"root=/dev/vda1 quiet\n", 21, a);
-	tdc_sim_rtmr2((const uint8_t *)"root=/dev/vda1 quiet", 20, b);
-	tdc_sim_rtmr2((const uint8_t *)"root=/dev/vda1 quiet single", 27, c);
-	assert_memory_equal(a, b, 48);
-	assert_memory_not_equal(a, c, 48);
-	memset(buf, 0, 48);
-	EVP_Digest("root=/dev/vda1 quiet", 20, buf + 48, &n, EVP_sha384(), NULL);
-	EVP_Digest(buf, 96, expect, &n, EVP_sha384(), NULL);
-	assert_memory_equal(a, expect, 48);
+	struct tdc_evlog_writer *w;
+	uint8_t *buf, d[48];
+	size_t len;
+	unsigned int dl;
+	assert_int_equal(tdc_evlog_writer_new(&w, NULL), 0);
+	for (size_t i = 0; i < n; i++) {
+		EVP_Digest(evs[i].text, strlen(evs[i].text), d, &dl, EVP_sha384(), NULL);
+		assert_int_equal(tdc_evlog_writer_add(w, evs[i].pcr, evs[i].type, d, evs[i].text,
+						      strlen(evs[i].text), NULL), 0);
+	}
+	assert_int_equal(tdc_evlog_writer_finish(w, &buf, &len, NULL), 0);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	fclose(f);
+	free(buf);
+}
+
+/* A boot as OVMF + GRUB record it in a vTPM (tests/e2e checks the real thing). */
+static const struct tpm_ev boot_a[] = {
+	{ 0, 0x8, "firmware version" },            /* PCR 0: MRTD on TDX, dropped */
+	{ 7, 0x80000001, "SecureBoot" },
+	{ 7, TDC_EV_SEPARATOR, "sep" },
+	{ 4, TDC_EV_EFI_ACTION, TDC_ACTION_CALLING_EFI_APP },
+	{ 0, TDC_EV_SEPARATOR, "sep" },
+	{ 1, TDC_EV_SEPARATOR, "sep" },       /* a second one in RTMR0: dropped */
+	{ 2, TDC_EV_SEPARATOR, "sep" },
+	{ 4, TDC_EV_SEPARATOR, "sep" },       /* a second one in RTMR1: dropped */
+	{ 8, TDC_EV_IPL, "linuxefi /vmlinuz ro" },
+	{ 5, TDC_EV_EFI_ACTION, TDC_ACTION_EBS_INVOCATION },
+	{ 17, TDC_EV_IPL, "not mapped" },
+};
+
+static void replay_expect(const struct tpm_ev *evs, size_t n, uint8_t rtmr[4][48])
+{
+	static const int map[24] = { -1, 0, 1, 1, 1, 1, 1, 0, 2, 2, 2, 2, 2, 2, 2, 2,
+				     -1, -1, -1, -1, -1, -1, -1, -1 };
+	bool sep[4] = { false };
+	uint8_t buf[96];
+	unsigned int dl;
+	memset(rtmr, 0, 4 * 48);
+	for (size_t i = 0; i < n; i++) {
+		int r = map[evs[i].pcr];
+		if (r < 0 || (evs[i].type == TDC_EV_SEPARATOR && sep[r]))
+			continue;
+		sep[r] |= evs[i].type == TDC_EV_SEPARATOR;
+		memcpy(buf, rtmr[r], 48);
+		EVP_Digest(evs[i].text, strlen(evs[i].text), buf + 48, &dl, EVP_sha384(), NULL);
+		EVP_Digest(buf, 96, rtmr[r], &dl, EVP_sha384(), NULL);
+	}
 }
 
 static void load_root(const char *dir, uint8_t **der, size_t *len)
@@ -461,33 +505,51 @@ static void load_root(const char *dir, uint8_t **der, size_t *len)
 
 static void test_sim_dir(void **state)
 {
-	char dir[512], sub[600];
+	char dir[512], la[600], lb[600], sub[600];
 	struct tdc_error e = {0};
-	uint8_t rd[64], *q1, *q2, *root;
-	size_t l1, l2, root_len;
+	uint8_t rd[64], mrtd[48], *root, expect[4][48];
+	size_t root_len;
+	struct tdc_agent_evidence a, b;
 	struct tdc_quote p1, p2;
-	uint8_t expect[48];
 	(void)state;
 
 	snprintf(dir, sizeof(dir), "%s/sim", tmpdir);
-	assert_int_equal(tdc_sim_dir_init(dir, NOW, 30, &e), 0);
-	puts_(tmpdir, "cmdline-a", "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro\n");
-	puts_(tmpdir, "cmdline-b", "BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro init=/bin/sh\n");
+	memset(mrtd, 0x5a, sizeof(mrtd));
+	assert_int_equal(tdc_sim_dir_init(dir, NOW, 30, mrtd, &e), 0);
+	snprintf(la, sizeof(la), "%s/tpm-a", tmpdir);
+	snprintf(lb, sizeof(lb), "%s/tpm-b", tmpdir);
+	struct tpm_ev boot_b[sizeof(boot_a) / sizeof(boot_a[0])];
+	memcpy(boot_b, boot_a, sizeof(boot_a));
+	boot_b[8].text = "linuxefi /vmlinuz ro init=/bin/sh"; /* one GRUB event differs */
+	write_tpm_log(la, boot_a, sizeof(boot_a) / sizeof(boot_a[0]));
+	write_tpm_log(lb, boot_b, sizeof(boot_b) / sizeof(boot_b[0]));
 	for (int i = 0; i < 64; i++)
 		rd[i] = (uint8_t)(255 - i);
-	snprintf(sub, sizeof(sub), "%s/cmdline-a", tmpdir);
-	assert_int_equal(tdc_sim_dir_quote(dir, sub, rd, NOW, &q1, &l1, &e), 0);
-	snprintf(sub, sizeof(sub), "%s/cmdline-b", tmpdir);
-	assert_int_equal(tdc_sim_dir_quote(dir, sub, rd, NOW, &q2, &l2, &e), 0);
-	assert_int_equal(tdc_quote_parse(q1, l1, &p1, &e), 0);
-	assert_int_equal(tdc_quote_parse(q2, l2, &p2, &e), 0);
+	assert_int_equal(tdc_sim_dir_quote(dir, la, rd, NOW, &a, &e), 0);
+	assert_int_equal(tdc_sim_dir_quote(dir, lb, rd, NOW, &b, &e), 0);
+	assert_int_equal(tdc_quote_parse(a.quote, a.quote_len, &p1, &e), 0);
+	assert_int_equal(tdc_quote_parse(b.quote, b.quote_len, &p2, &e), 0);
 	assert_memory_equal(p1.td.report_data, rd, 64);
-	assert_memory_equal(p1.td.mrtd, p2.td.mrtd, 48);
+	assert_memory_equal(p1.td.mrtd, mrtd, 48);
+	/* the RTMRs are the replay of the mapped log: PCR 0 and 16+ dropped, one separator per
+	 * RTMR */
+	replay_expect(boot_a, sizeof(boot_a) / sizeof(boot_a[0]), expect);
+	for (int i = 0; i < 4; i++)
+		assert_memory_equal(p1.td.rtmr[i], expect[i], 48);
 	assert_memory_equal(p1.td.rtmr[1], p2.td.rtmr[1], 48);
 	assert_memory_not_equal(p1.td.rtmr[2], p2.td.rtmr[2], 48);
-	tdc_sim_rtmr2((const uint8_t *)"BOOT_IMAGE=/vmlinuz root=/dev/mapper/root ro", 44, expect);
-	assert_memory_equal(p1.td.rtmr[2], expect, 48);
-	assert_int_equal(p1.td.mrtd[0], 0xa1);
+	/* ... and the CC event log that goes with the quote replays to them */
+	struct tdc_evlog cc;
+	uint8_t rt[4][48];
+	assert_true(a.has_table && a.event_log);
+	assert_int_equal(tdc_evlog_parse(a.event_log, a.event_log_len, TDC_EVLOG_CC, &cc, &e), 0);
+	assert_int_equal(cc.n, 6);
+	assert_int_equal(tdc_evlog_replay(&cc, rt, &e), 0);
+	assert_memory_equal(rt, p1.td.rtmr, sizeof(rt));
+	tdc_evlog_free(&cc);
+	struct tdc_ccel_table t;
+	assert_int_equal(tdc_ccel_table_parse(a.ccel_table, sizeof(a.ccel_table), &t, &e), 0);
+	assert_int_equal(t.laml, a.event_log_len);
 
 	/* It verifies UpToDate against the directory's collateral under the sim root. */
 	struct tdc_collateral coll;
@@ -499,7 +561,7 @@ static void test_sim_dir(void **state)
 	snprintf(sub, sizeof(sub), "%s/collateral", dir);
 	assert_int_equal(tdc_collateral_from_dir(sub, &coll, &e), 0);
 	memset(&verdict, 0, sizeof(verdict));
-	int rc = tdc_verify_quote(v, q1, l1, &coll, NOW + 3600, &verdict, &e);
+	int rc = tdc_verify_quote(v, a.quote, a.quote_len, &coll, NOW + 3600, &verdict, &e);
 	if (rc) {
 		char buf[400];
 		fail_msg("verify: %s", tdc_error_format(&e, buf, sizeof(buf)));
@@ -508,26 +570,24 @@ static void test_sim_dir(void **state)
 	tdc_verdict_free(&verdict);
 	/* the collateral was made for 30 days */
 	memset(&verdict, 0, sizeof(verdict));
-	assert_int_equal(tdc_verify_quote(v, q1, l1, &coll, NOW + 31 * 86400, &verdict, &e),
-			 TDC_E_EXPIRED);
+	assert_int_equal(tdc_verify_quote(v, a.quote, a.quote_len, &coll, NOW + 31 * 86400,
+					  &verdict, &e), TDC_E_EXPIRED);
 	tdc_verdict_free(&verdict);
 	tdc_collateral_free(&coll);
 	tdc_verifier_free(v);
 	free(root);
 
 	/* The chain with provider sim gives the same measurements. */
-	struct tdc_agent_config c = {
-	    .provider = TDC_PROVIDER_SIM, .sim_dir = dir, .cmdline_path = sub};
+	struct tdc_agent_config c = {.provider = TDC_PROVIDER_SIM, .sim_dir = dir, .tpm_log = la};
 	enum tdc_agent_provider used;
-	uint8_t *q3;
-	size_t l3;
-	snprintf(sub, sizeof(sub), "%s/cmdline-a", tmpdir);
-	assert_int_equal(tdc_agent_get_quote(&c, rd, NOW, &q3, &l3, &used, &e), 0);
+	struct tdc_agent_evidence c3;
+	assert_int_equal(tdc_agent_get_quote(&c, rd, NOW, &c3, &used, &e), 0);
 	assert_int_equal(used, TDC_PROVIDER_SIM);
-	assert_int_equal(l3, l1);
-	free(q3);
-	free(q1);
-	free(q2);
+	assert_int_equal(c3.quote_len, a.quote_len);
+	assert_int_equal(c3.event_log_len, a.event_log_len);
+	tdc_agent_evidence_free(&c3);
+	tdc_agent_evidence_free(&a);
+	tdc_agent_evidence_free(&b);
 }
 
 static void test_sim_td_json(void **state)
@@ -540,16 +600,17 @@ static void test_sim_td_json(void **state)
 	(void)state;
 #define TD(extra, attrs)                                                                \
 	snprintf(json, sizeof(json),                                                    \
-		 "{\"mrtd\":\"%s\",\"rtmr0\":\"%s\",\"rtmr1\":\"%s\",\"rtmr3\":\"%s\"," \
+		 "{\"mrtd\":\"%s\","                                                  \
 		 "\"mrconfigid\":\"%s\",\"mrowner\":\"%s\",\"mrownerconfig\":\"%s\","   \
 		 "\"td_attributes\":\"%s\",\"xfam\":\"e702060000000000\"%s}",           \
-		 h48, h48, h48, h48, h48, h48, h48, attrs, extra)
+		 h48, h48, h48, h48, attrs, extra)
 	TD("", "0100000000000000");
 	assert_int_equal(tdc_sim_td_parse((uint8_t *)json, strlen(json), &td, &e), 0);
 	assert_int_equal(td.td_attributes[0], 1); /* a DEBUG TD for broker tests */
-	TD(",\"rtmr2\":\"00\"", "0000000000000000");
+	TD(",\"rtmr1\":\"00\"", "0000000000000000");
 	assert_int_equal(tdc_sim_td_parse((uint8_t *)json, strlen(json), &td, &e), TDC_E_FORMAT);
 	assert_string_equal(e.reason, "unknown member in sim td.json");
+	assert_non_null(strstr(e.detail, "event log"));
 	tdc_error_clear(&e);
 	TD("", "00");
 	assert_int_equal(tdc_sim_td_parse((uint8_t *)json, strlen(json), &td, &e), TDC_E_FORMAT);
@@ -561,13 +622,21 @@ static void test_sim_td_json(void **state)
 static void test_sim_missing_dir(void **state)
 {
 	struct tdc_error e = {0};
-	uint8_t rd[64] = {0}, *q;
-	size_t len;
+	uint8_t rd[64] = {0};
+	struct tdc_agent_evidence ev;
+	char dir[512], log[600];
 	(void)state;
-	assert_int_equal(tdc_sim_dir_quote("/nonexistent/sim", NULL, rd, NOW, &q, &len, &e),
-			 TDC_E_IO);
+	assert_int_equal(tdc_sim_dir_quote("/nonexistent/sim", NULL, rd, NOW, &ev, &e), TDC_E_IO);
 	tdc_error_clear(&e);
-	assert_int_equal(tdc_sim_dir_init(tmpdir, NOW, 0, &e), TDC_E_USAGE);
+	assert_int_equal(tdc_sim_dir_init(tmpdir, NOW, 0, NULL, &e), TDC_E_USAGE);
+	/* no vTPM log: refused, never invented */
+	snprintf(dir, sizeof(dir), "%s/sim2", tmpdir);
+	snprintf(log, sizeof(log), "%s/no-such-log", tmpdir);
+	assert_int_equal(tdc_sim_dir_init(dir, NOW, 30, NULL, &e), 0);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_sim_dir_quote(dir, log, rd, NOW, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_non_null(strstr(e.reason, "no TPM event log"));
+	/* a log without SHA-384 digests is refused too (checked by the parser tests) */
 }
 
 int main(void)
@@ -585,7 +654,6 @@ int main(void)
 	    cmocka_unit_test(test_qgs_response),
 	    cmocka_unit_test(test_tdx_guest_absent),
 	    cmocka_unit_test(test_auto_never_sim),
-	    cmocka_unit_test(test_rtmr2),
 	    cmocka_unit_test(test_sim_dir),
 	    cmocka_unit_test(test_sim_td_json),
 	    cmocka_unit_test(test_sim_missing_dir),

@@ -6,7 +6,11 @@
 # nothing is mounted. debootstrap itself needs root (it chroots to run maintainer scripts).
 #
 # The guest boots with systemd; the unit tdcrypt-marker.service prints "TDCRYPT-GUEST-UP ..." on
-# ttyS0 and powers off, unless the kernel command line has tdcrypt.nomarker.
+# ttyS0, then the firmware's event log (TPM, if the VM has one) in base64 between
+# TDCRYPT-EVENTLOG-BEGIN/END lines, and powers off, unless the kernel command line has
+# tdcrypt.nomarker.
+# GRUB is built with its tpm module (it measures from its first command, as distribution builds
+# do) and boots with linuxefi, so that the kernel's EFI stub runs and hands Linux the event log.
 #
 # Usage: build-guest.sh [--force] [--no-install]
 # Env:   TDCRYPT_CACHE (default /var/cache/tdcrypt), TDCRYPT_MIRROR (default: from apt sources),
@@ -19,7 +23,7 @@ RELEASE=bookworm
 # offline, so the guest must already carry cryptsetup and its initramfs hook (as cloud images do).
 # libssl3/libjson-c5: runtime libraries of the tdcrypt agent.
 PACKAGES="linux-image-amd64,initramfs-tools,systemd-sysv,udev,cryptsetup-initramfs,libssl3,libjson-c5"
-HOST_PACKAGES="debootstrap qemu-utils gdisk dosfstools mtools e2fsprogs grub-efi-amd64-bin ovmf qemu-system-x86"
+HOST_PACKAGES="debootstrap qemu-utils gdisk dosfstools mtools e2fsprogs grub-efi-amd64-bin ovmf qemu-system-x86 swtpm swtpm-tools"
 ESP_MIB=64
 
 CACHE=${TDCRYPT_CACHE:-/var/cache/tdcrypt}
@@ -134,6 +138,11 @@ cat > "$R/usr/local/sbin/tdcrypt-marker" <<'EOF'
 # Prints one line the host test waits for, then powers off.
 src=$(findmnt -n -o SOURCE /)
 echo "TDCRYPT-GUEST-UP root=$src kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)" > /dev/ttyS0
+log=/sys/kernel/security/tpm0/binary_bios_measurements
+mountpoint -q /sys/kernel/security || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+if [ -r "$log" ]; then
+	{ echo TDCRYPT-EVENTLOG-BEGIN; base64 -w 76 "$log"; echo TDCRYPT-EVENTLOG-END; } > /dev/ttyS0
+fi
 EOF
 chmod 0755 "$R/usr/local/sbin/tdcrypt-marker"
 cat > "$R/etc/systemd/system/tdcrypt-marker.service" <<'EOF'
@@ -165,8 +174,8 @@ terminal_input serial
 terminal_output serial
 menuentry 'Debian' {
 	search --no-floppy --fs-uuid --set=root $ROOT_UUID
-	linux /vmlinuz root=UUID=$ROOT_UUID ro console=ttyS0 panic=-1
-	initrd /initrd.img
+	linuxefi /vmlinuz root=UUID=$ROOT_UUID ro console=ttyS0 panic=-1
+	initrdefi /initrd.img
 }
 EOF
 
@@ -192,7 +201,7 @@ set prefix=(\$root)/boot/grub
 configfile /boot/grub/grub.cfg
 EOF
 grub-mkstandalone -O x86_64-efi -o "$W/BOOTX64.EFI" \
-	--modules="part_gpt ext2 fat search search_fs_uuid configfile linux normal serial terminal echo" \
+	--modules="tpm part_gpt ext2 fat search search_fs_uuid configfile linux linuxefi normal serial terminal echo" \
 	--locales= --fonts= --themes= "boot/grub/grub.cfg=$W/grub-esp.cfg"
 truncate -s "${ESP_MIB}M" "$W/esp.img"
 mkfs.vfat -F 16 -n ESP -i "$ESP_SERIAL" "$W/esp.img" >/dev/null

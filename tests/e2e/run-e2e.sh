@@ -1,21 +1,34 @@
 #!/bin/bash
 # End-to-end test of tdcrypt: a real encrypted boot, no mocks but the TEE.
 #
-#   guest image (build-guest.sh, cached) -> tdcrypt sim init (test PKI + collateral)
-#   -> tdcrypt-kbs on 127.0.0.1 (ephemeral port, temporary store, simulator root trusted)
-#   -> tdcrypt image encrypt (key registered over the admin socket; agent with the sim provider)
-#   -> policy: the sim TD's measurements + the RTMR2 of the command line in the image's grub.cfg
-#   -> tdcrypt launch --no-tdx (QEMU TCG, OVMF + GRUB; the guest reaches only the broker)
+#   guest image (build-guest.sh, cached) -> tdcrypt sim init (test PKI + collateral, the MRTD of
+#   the launcher's firmware) -> tdcrypt-kbs on 127.0.0.1 (ephemeral port, temporary store,
+#   simulator root trusted) -> tdcrypt image encrypt --emit-policy (key registered over the admin
+#   socket; the policy predicted from the encrypted image: MRTD, RTMR1-3 event by event)
+#   -> tdcrypt launch --no-tdx --policy (QEMU TCG, OVMF + a vTPM + GRUB; the guest reaches only
+#   the broker). The quote simulator in the guest takes its RTMRs from the vTPM's event log, so
+#   the broker checks what the real firmware, GRUB and Linux measured.
 #
 # Runs: happy    the agent gets the key, the root is unlocked, systemd prints TDCRYPT-GUEST-UP
-#                on ttyS0 and powers off
+#                and the vTPM event log on ttyS0 and powers off; the log's events equal the
+#                prediction (RTMR1, RTMR2)
 #       cmdline  a copy whose grub.cfg appends one token to the kernel command line: the broker
-#                refuses (audit: rtmr2), the guest powers off, no marker, no shell
+#                refuses, naming the kernel_cmdline event (among the grub.cfg and GRUB command
+#                events that changed with it) with the digest the prediction for the copy gives;
+#                the guest powers off, no marker, no shell
+#       initrd   a copy whose initrd has one more (harmless) cpio member: refused likewise,
+#                naming the initrd event
+#       kernel   a copy whose kernel file has 4 KiB more at its end: refused, naming the kernel
 #       header   a copy with a foreign token added to the LUKS2 header (cryptsetup token import;
 #                checksums stay valid): the agent refuses before asking for the key, powers off
-# The two refused boots run in parallel after the happy one.
+#       direct   the same image booted directly (QEMU -kernel/-initrd/-append from its /boot,
+#                tdcrypt launch --boot direct) under a policy from `tdcrypt policy from-image
+#                --boot direct`: unlocked, and the log equals that prediction (the kernel as QEMU
+#                patches it, the EFI stub's LoadOptions and initrd events)
+# The four refused boots run in parallel after the happy one; direct runs last.
 #
-# Usage: run-e2e.sh [--build DIR] [--keep] [--only happy|cmdline|header]... [--timeout SEC]
+# Usage: run-e2e.sh [--build DIR] [--keep] [--only happy|cmdline|initrd|kernel|header|direct]...
+#                   [--timeout SEC]
 #   --build DIR   build directory with cli/tdcrypt, kbs/tdcrypt-kbs, agent/tdcrypt-agent
 #                 (default: $TDCRYPT_BUILD, else <repo>/build)
 #   --keep        keep the work directory (serial logs, broker log) even when all passed
@@ -40,7 +53,7 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--only) ONLY+=("$2"); shift 2 ;;
 	--timeout) BOOT_TIMEOUT=$2; NEG_TIMEOUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,42p' "$0"; exit 0 ;;
 	*) echo "run-e2e.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -114,15 +127,27 @@ for r in recs(sys.argv[2]):
         print("%s\t%s" % (r.get("decision"), (r.get("reason") or "").replace("\n", " ")))' \
 		"$W/audit-$1.json" "$W/audit-$2.json"
 }
-# GRUB passes "BOOT_IMAGE=<path> <args>" for "linux <path> <args>" (first entry of grub.cfg).
-cmdline_of() {
-	awk '/^[[:space:]]*linux[[:space:]]/ { $1 = ""; sub(/^ /, ""); p = $1; $1 = ""; sub(/^ /, "")
-		print "BOOT_IMAGE=" p " " $0; exit }' "$1" | sed 's/[[:space:]]*$//'
+# eventlog_of SERIAL OUT: the vTPM event log the guest printed (base64) as a file
+eventlog_of() {
+	tr -d '\r' <"$1" | sed -n '/^TDCRYPT-EVENTLOG-BEGIN$/,/^TDCRYPT-EVENTLOG-END$/p' |
+		grep -v '^TDCRYPT-EVENTLOG' | base64 -d >"$2" 2>/dev/null && [ -s "$2" ]
 }
-# RTMR2 of the simulated TD: SHA-384(0^48 || SHA-384(cmdline)) (include/tdcrypt/agent.h)
-rtmr2_of() {
-	{ head -c 48 /dev/zero; printf '%s' "$1" | openssl dgst -sha384 -binary; } |
-		openssl dgst -sha384 -binary | od -An -tx1 -v | tr -d ' \n'
+# measured_as_predicted NAME IMAGE [measure args]: NAME's guest log against tdcrypt measure
+measured_as_predicted() {
+	local name=$1 img=$2
+	shift 2
+	eventlog_of "$W/$name.serial" "$W/$name.tpmlog" &&
+		"$TD" eventlog show "$W/$name.tpmlog" --tpm --json >"$W/$name.log.json" &&
+		"$TD" measure --image "$img" --target sim "$@" --json >"$W/$name.pred.json" &&
+		python3 "$HERE/compare-measure.py" "$W/$name.pred.json" "$W/$name.log.json" 1 2 \
+			>"$W/$name.compare" 2>&1
+}
+# predicted_digest PRED_JSON ROLE: the digest tdcrypt measure predicts for the RTMR2 event of ROLE
+predicted_digest() {
+	python3 -c 'import json, sys
+for e in json.load(open(sys.argv[1]))["rtmrs"][2]["events"]:
+    if e["role"] == sys.argv[2]:
+        print(e["digest"]); break' "$1" "$2"
 }
 tail_serial() {
 	tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;=?]*[a-zA-Z]//g' | grep -av '^[[:space:]]*$' | tail -n "${2:-6}" | tr '\n' '|'
@@ -139,7 +164,8 @@ boot() {
 	local name=$1 img=$2 limit=$3 slog=$W/$1.serial rc="" t1 seen=- why now qp
 	: >"$slog"
 	t1=$(date +%s.%N)
-	"$TD" launch --no-tdx --snapshot --image "$img" --memory "$MEM" --cpus "${BOOT_CPUS:-2}" \
+	"$TD" launch --no-tdx --policy "${BOOT_POLICY:-$W/policy.json}" --snapshot --image "$img" \
+		--memory "$MEM" --cpus "${BOOT_CPUS:-2}" \
 		--broker-forward "127.0.0.1:$PORT" --serial-log "$slog" --name "e2e-$name" \
 		</dev/null >"$W/$name.qemu" 2>&1 &
 	qp=$!
@@ -148,7 +174,7 @@ boot() {
 		now=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 		if [ "$seen" = - ] && grep -qa TDCRYPT-GUEST-UP "$slog"; then seen=$now; fi
 		if ! kill -0 "$qp" 2>/dev/null; then wait "$qp"; rc=$?; why=poweroff; break; fi
-		if [ "$seen" != - ] && awk -v n="$now" -v s="$seen" 'BEGIN{exit !(n - s > 60)}'; then
+		if [ "$seen" != - ] && awk -v n="$now" -v s="$seen" 'BEGIN{exit !(n - s > 90)}'; then
 			kill "$qp"; wait "$qp" 2>/dev/null; why=killed-after-marker; break
 		fi
 		if [ "$seen" = - ] && tr -d '\r' <"$slog" | grep -qaE "$PROMPTS"; then
@@ -182,11 +208,13 @@ W0=$(mktemp /tmp/tdcrypt-e2e-help.XXXXXX)
 trap 'rm -f "$W0"; cleanup' EXIT
 [ "$(id -u)" = 0 ] || abort preflight "needs root (debootstrap, mount + chroot, the root-only admin socket)"
 for b in "$TD" "$KBS" "$AGENT"; do [ -x "$b" ] || abort preflight "missing $b (build tdcrypt first)"; done
-for c in qemu-system-x86_64 qemu-img sgdisk debugfs cryptsetup openssl python3 /usr/bin/time; do
+for c in qemu-system-x86_64 qemu-img sgdisk debugfs cryptsetup openssl python3 swtpm swtpm_setup \
+	cpio /usr/bin/time; do
 	command -v "$c" >/dev/null || abort preflight "missing $c (scripts/e2e.sh installs it)"
 done
 "$TD" --help >"$W0" 2>&1 || true
-for v in launch "image encrypt" "sim init" "policy set" "secret audit"; do
+for v in launch "image encrypt" "sim init" "policy set" "secret audit" measure "eventlog show" \
+	"policy from-image"; do
 	grep -q "tdcrypt $v" "$W0" || abort preflight "$TD has no '$v' command"
 done
 W=$(mktemp -d /tmp/tdcrypt-e2e.XXXXXX)
@@ -199,6 +227,7 @@ GUEST=$("$HERE/build-guest.sh" 2>"$W/build-guest.log") ||
 pass guest-image "$(basename "$GUEST"), $(($(date +%s) - t)) s"
 
 # ---- 2. simulator PKI + collateral, broker ------------------------------------------------------------
+# The simulated TDX module reports the MRTD of the firmware the launcher boots (OVMF.fd).
 "$TD" sim init "$W/sim" --days 7 >"$W/sim.log" 2>&1 || abort sim-init "$(tail -3 "$W/sim.log")"
 # The broker's TLS identity: a throwaway P-256 key; the agent pins its SPKI.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -234,7 +263,7 @@ ENC=$W/enc.raw
 	"$TD" image encrypt "$GUEST" "$ENC" --format raw --secret-id "$SECRET" \
 	--broker 10.0.2.100:50051 --broker-pin "$PIN" --register-admin-socket "$W/kbs.sock" \
 	--sim-dir "$W/sim" --agent "$AGENT" --guest-dir "$ROOT/guest" --timeout 60 --json \
-	>"$W/encrypt.json" 2>"$W/encrypt.log" ||
+	--emit-policy "$W/policy.json" >"$W/encrypt.json" 2>"$W/encrypt.log" ||
 	abort image-encrypt "$(tail -5 "$W/encrypt.log" | tr '\n' '|')"
 read -r ENC_S ENC_RSS <"$W/encrypt.time" || true
 pass image-encrypt "${ENC_S:-?} s (encrypt stage $(json "$W/encrypt.json" seconds.encrypt | cut -c1-5) s), peak RSS ${ENC_RSS:-?} KiB, $(du -m "$ENC" | cut -f1) MiB allocated"
@@ -250,28 +279,30 @@ else
 	abort image-layout "no LUKS2 magic at the root partition"
 fi
 
-# ---- 4. policy: the sim TD's measurements + RTMR2 of the intended command line ---------------------------
-CMDLINE=$(cmdline_of "$W/grub.cfg")
-RTMR2=$(rtmr2_of "$CMDLINE")
-log "expected command line: $CMDLINE"
-log "expected RTMR2: $RTMR2"
-python3 -c 'import json, sys
-td = json.load(open(sys.argv[1]))
-p = {"version": 1, "allow_simulator": True, "rtmr2": [sys.argv[2]]}
-for k in ("mrtd", "rtmr0", "rtmr1", "rtmr3", "mrconfigid", "mrowner", "mrownerconfig", "xfam"):
-    if k in td:
-        p[k] = [td[k]]
-print(json.dumps(p, indent=1))' "$W/sim/td.json" "$RTMR2" >"$W/policy.json" ||
-	abort policy "cannot build the policy from td.json"
+# ---- 4. policy: predicted from the encrypted image by image encrypt --emit-policy -----------------------
 "$TD" policy set "$SECRET" "$W/policy.json" >"$W/policy.log" 2>&1 ||
 	abort policy "$(tail -3 "$W/policy.log" | tr '\n' '|')"
-pass policy "MRTD, RTMR0-3, XFAM, config IDs pinned; RTMR2 $(echo "$RTMR2" | cut -c1-16)..."
+POLICY_SUMMARY=$(python3 -c 'import json, sys
+p = json.load(open(sys.argv[1]))
+ev = p.get("events", {})
+print("MRTD %s..., RTMR1 %d events, RTMR2 %d events, RTMR3 %s, firmware %s" % (p["mrtd"][0][:16],
+      len(ev.get("rtmr1", [])), len(ev.get("rtmr2", [])), "pinned" if "rtmr3" in p else "-",
+      p["reference"]["firmware"]))' "$W/policy.json" 2>&1)
+SIM_MRTD=$(json "$W/sim/td.json" mrtd)
+if [ "$(json "$W/policy.json" mrtd | tr -d "[]' ")" = "$SIM_MRTD" ] &&
+	grep -q '"rtmr2"' "$W/policy.json" && grep -q '"kernel_cmdline' "$W/policy.json"; then
+	pass policy "from --emit-policy: $POLICY_SUMMARY"
+else
+	fail policy "the emitted policy lacks MRTD or RTMR2 events: $POLICY_SUMMARY"
+fi
 
 # The launcher's isolation, on the exact command line the boots use.
-"$TD" launch --no-tdx --snapshot --image "$ENC" --broker-forward "127.0.0.1:$PORT" \
-	--serial-log "$W/x.serial" --print >"$W/launch.txt" 2>&1
+"$TD" launch --no-tdx --policy "$W/policy.json" --snapshot --image "$ENC" \
+	--broker-forward "127.0.0.1:$PORT" --serial-log "$W/x.serial" --print >"$W/launch.txt" 2>&1
 check launch-isolation "$(cat "$W/launch.txt")" sh -c "grep -q 'user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:50051-cmd:[^ ]*/tdcrypt forward 127.0.0.1:$PORT' '$W/launch.txt' &&
-	grep -q -- '-accel tcg ' '$W/launch.txt' && ! grep -qE 'hostfwd|accel kvm|enable-kvm|-monitor [^n]|-qmp|-vnc|-gdb' '$W/launch.txt' && [ \$(grep -o guestfwd= '$W/launch.txt' | wc -l) = 1 ]"
+	grep -q -- '-accel tcg ' '$W/launch.txt' && grep -q -- '-bios /usr/share/ovmf/OVMF.fd ' '$W/launch.txt' &&
+	grep -q -- 'tpm-tis' '$W/launch.txt' &&
+	! grep -qE 'hostfwd|accel kvm|enable-kvm|-monitor [^n]|-qmp|-vnc|-gdb' '$W/launch.txt' && [ \$(grep -o guestfwd= '$W/launch.txt' | wc -l) = 1 ]"
 
 # ---- 5. happy path ----------------------------------------------------------------------------------------
 if want happy; then
@@ -294,8 +325,14 @@ if want happy; then
 	fi
 	check happy-poweroff "the guest did not power off by itself ($(res happy exit))" test "$(res happy exit)" = poweroff
 	check happy-no-shell "a prompt appeared" no_shell "$S"
-	check happy-audit-released "no 'released' audit record: $(cut -c1-200 "$W/audit-happy.txt" | tr '\n' '|')" \
-		grep -q '^released' "$W/audit-happy.txt"
+	check happy-audit-released "no 'released' audit record with a replayed event log: $(cut -c1-200 "$W/audit-happy.txt" | tr '\n' '|')" \
+		grep -q '^released.*event log replayed' "$W/audit-happy.txt"
+	# what the firmware, GRUB and Linux measured (the vTPM log the guest printed), event by event
+	if measured_as_predicted happy "$ENC"; then
+		pass happy-measured-as-predicted "$(tr '\n' ' ' <"$W/happy.compare")"
+	else
+		fail happy-measured-as-predicted "$(tr '\n' '|' <"$W/happy.compare" 2>/dev/null)"
+	fi
 fi
 
 # ---- 6. refused boots, in parallel ---------------------------------------------------------------------------
@@ -303,12 +340,36 @@ fi
 mk_cmdline_copy() {
 	local fs="$W/cmdline.raw?offset=$BOOT_OFF"
 	cp --sparse=always "$ENC" "$W/cmdline.raw" &&
-		sed 's/^\([[:space:]]*linux[[:space:]].*\)$/\1 tdcrypt.e2e=tampered/' "$W/grub.cfg" >"$W/grub-tampered.cfg" &&
+		sed 's/^\([[:space:]]*linux\(efi\)\?[[:space:]].*\)$/\1 tdcrypt.e2e=tampered/' "$W/grub.cfg" >"$W/grub-tampered.cfg" &&
 		debugfs -w -R "rm /grub/grub.cfg" "$fs" >/dev/null 2>&1 &&
 		debugfs -w -R "write $W/grub-tampered.cfg /grub/grub.cfg" "$fs" >/dev/null 2>&1 &&
 		debugfs -R "cat /grub/grub.cfg" "$fs" 2>/dev/null | grep -q 'tdcrypt.e2e=tampered'
 }
-# (b) a tampered LUKS2 header: a foreign token imported with cryptsetup (checksums stay valid,
+# (b) a changed initrd: one more cpio member appended (the kernel unpacks concatenated archives)
+mk_initrd_copy() {
+	local fs="$W/initrd.raw?offset=$BOOT_OFF" name
+	cp --sparse=always "$ENC" "$W/initrd.raw" &&
+		name=$(debugfs -R "ls -l /" "$fs" 2>/dev/null | awk '$NF ~ /^initrd.img-/ {print $NF; exit}') &&
+		[ -n "$name" ] &&
+		debugfs -R "dump /$name $W/initrd.img" "$fs" >/dev/null 2>&1 &&
+		mkdir -p "$W/initrd-extra" && echo e2e >"$W/initrd-extra/tdcrypt-e2e-extra" &&
+		(cd "$W/initrd-extra" && echo tdcrypt-e2e-extra | cpio -o -H newc --quiet) >>"$W/initrd.img" &&
+		debugfs -w -R "rm /$name" "$fs" >/dev/null 2>&1 &&
+		debugfs -w -R "write $W/initrd.img /$name" "$fs" >/dev/null 2>&1
+}
+# (c) a changed kernel: 4 KiB of zeros appended to the bzImage (the boot loader loads the whole
+#     file, the kernel ignores what lies past its payload)
+mk_kernel_copy() {
+	local fs="$W/kernel.raw?offset=$BOOT_OFF" name
+	cp --sparse=always "$ENC" "$W/kernel.raw" &&
+		name=$(debugfs -R "ls -l /" "$fs" 2>/dev/null | awk '$NF ~ /^vmlinuz-/ {print $NF; exit}') &&
+		[ -n "$name" ] &&
+		debugfs -R "dump /$name $W/vmlinuz" "$fs" >/dev/null 2>&1 &&
+		head -c 4096 /dev/zero >>"$W/vmlinuz" &&
+		debugfs -w -R "rm /$name" "$fs" >/dev/null 2>&1 &&
+		debugfs -w -R "write $W/vmlinuz /$name" "$fs" >/dev/null 2>&1
+}
+# (d) a tampered LUKS2 header: a foreign token imported with cryptsetup (checksums stay valid,
 #     so only the agent's pinned header digest and structure rules can catch it)
 mk_header_copy() {
 	cp --sparse=always "$ENC" "$W/header.raw" &&
@@ -321,6 +382,12 @@ mk_header_copy() {
 NEG=()
 if want cmdline; then
 	if mk_cmdline_copy; then NEG+=(cmdline); else fail cmdline-setup "cannot edit grub.cfg in a copy"; fi
+fi
+if want initrd; then
+	if mk_initrd_copy; then NEG+=(initrd); else fail initrd-setup "cannot change the initrd in a copy"; fi
+fi
+if want kernel; then
+	if mk_kernel_copy; then NEG+=(kernel); else fail kernel-setup "cannot change the kernel in a copy"; fi
 fi
 if want header; then
 	if mk_header_copy; then NEG+=(header); else fail header-setup "cannot add a token: $(tail -2 "$W/token.log" 2>/dev/null)"; fi
@@ -337,15 +404,30 @@ if [ ${#NEG[@]} -gt 0 ]; then
 	audit_snap post-neg
 	audit_new pre-neg post-neg >"$W/audit-neg.txt"
 fi
-if [[ " ${NEG[*]} " == *" cmdline "* ]]; then
-	S=$W/cmdline.serial
-	check cmdline-no-marker "the guest reached userspace" test "$(res cmdline marker)" = -
-	check cmdline-audit-denied-rtmr2 "no denied audit record naming rtmr2: $(cut -c1-300 "$W/audit-neg.txt" | tr '\n' '|')" \
-		grep -qiE '^denied.*rtmr2' "$W/audit-neg.txt"
-	check cmdline-agent-denied "the agent did not report 'denied': $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')" \
+# A changed copy NAME was refused by policy: no marker; the denial names its ROLE event with the
+# digest the prediction for the copy gives (PATTERN, an extended regex with @D@ for the first 16
+# hex digits of it); the agent says "denied"; the guest powers off without a shell.
+check_refused_boot() { # NAME ROLE WHAT PATTERN
+	local n=$1 role=$2 what=$3 re=$4 S=$W/$1.serial D
+	check "$n-no-marker" "the guest reached userspace" test "$(res "$n" marker)" = -
+	"$TD" measure --image "$W/$n.raw" --target sim --json >"$W/$n.pred.json" 2>/dev/null
+	D=$(predicted_digest "$W/$n.pred.json" "$role" | cut -c1-16)
+	re=${re//@D@/${D:-no-prediction}}
+	check "$n-audit-names-event" "no denied audit record naming $what with digest ${D:-?}: $(cut -c1-400 "$W/audit-neg.txt" | tr '\n' '|')" \
+		grep -qE -- "$re" "$W/audit-neg.txt"
+	check "$n-agent-denied" "the agent did not report 'denied': $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')" \
 		grep -qa 'tdcrypt-agent: denied' "$S"
-	check cmdline-poweroff "the guest did not power off by itself ($(res cmdline exit))" test "$(res cmdline exit)" = poweroff
-	check cmdline-no-shell "a prompt appeared" no_shell "$S"
+	check "$n-poweroff" "the guest did not power off by itself ($(res "$n" exit))" test "$(res "$n" exit)" = poweroff
+	check "$n-no-shell" "a prompt appeared" no_shell "$S"
+}
+if [[ " ${NEG[*]} " == *" cmdline "* ]]; then
+	check_refused_boot cmdline cmdline kernel_cmdline '^denied.*rtmr2.*kernel_cmdline: [^;]*digest @D@'
+fi
+if [[ " ${NEG[*]} " == *" initrd "* ]]; then
+	check_refused_boot initrd initrd "the initrd" "^denied.*rtmr2.*'/initrd.img', digest @D@"
+fi
+if [[ " ${NEG[*]} " == *" kernel "* ]]; then
+	check_refused_boot kernel kernel "the kernel" "^denied.*rtmr2.*'/vmlinuz', digest @D@"
 fi
 if [[ " ${NEG[*]} " == *" header "* ]]; then
 	S=$W/header.serial
@@ -358,6 +440,35 @@ if [[ " ${NEG[*]} " == *" header "* ]]; then
 		test "$(grep -vciE '^denied.*rtmr2' "$W/audit-neg.txt")" = 0
 	check header-poweroff "the guest did not power off by itself ($(res header exit))" test "$(res header exit)" = poweroff
 	check header-no-shell "a prompt appeared" no_shell "$S"
+fi
+
+# ---- 7. direct kernel boot of the same image, under its own predicted policy ----------------------------
+if want direct; then
+	if "$TD" policy from-image "$ENC" --target sim --boot direct --memory "$MEM" \
+		-o "$W/policy-direct.json" >"$W/policy-direct.log" 2>&1 &&
+		"$TD" policy set "$SECRET" "$W/policy-direct.json" >>"$W/policy-direct.log" 2>&1; then
+		log "boot: direct (timeout ${BOOT_TIMEOUT}s)"
+		audit_snap pre-direct
+		BOOT_POLICY=$W/policy-direct.json boot direct "$ENC" "$BOOT_TIMEOUT"
+		audit_snap post-direct
+		audit_new pre-direct post-direct >"$W/audit-direct.txt"
+		S=$W/direct.serial
+		if [ "$(res direct marker)" != - ] && grep -qa 'TDCRYPT-GUEST-UP root=/dev/mapper/' "$S"; then
+			pass direct-unlocked "after $(res direct marker) s, $(agent_times "$S")"
+		else
+			fail direct-unlocked "no marker ($(res direct exit)): $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')"
+		fi
+		check direct-audit-released "no 'released' audit record: $(cut -c1-200 "$W/audit-direct.txt" | tr '\n' '|')" \
+			grep -q '^released.*event log replayed' "$W/audit-direct.txt"
+		if measured_as_predicted direct "$ENC" --boot direct --memory "$MEM"; then
+			pass direct-measured-as-predicted "$(tr '\n' ' ' <"$W/direct.compare")"
+		else
+			fail direct-measured-as-predicted "$(tr '\n' '|' <"$W/direct.compare" 2>/dev/null)"
+		fi
+		check direct-no-shell "a prompt appeared" no_shell "$S"
+	else
+		fail direct-policy "$(tail -3 "$W/policy-direct.log" | tr '\n' '|')"
+	fi
 fi
 
 finish

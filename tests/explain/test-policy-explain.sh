@@ -124,6 +124,45 @@ has "^decision: deny (collateral_unavailable)"
 grep -q '^PASS\|^FAIL  ' "$D/out" && fail "rules evaluated on an unverified quote"
 ok "expired collateral: refused before the policy (exit 2)"
 
+# 6b. a real TD's CC event log (GCE, OVMF + shim + GRUB) with the quote from the same boot:
+# replayed to its RTMRs, a policy on its events released; one changed GRUB event named
+COS_Q="$T/go-tdx-guest/ccel/cos-113-tdx-quote.dat"
+CCEL="$T/go-tdx-guest/ccel/ccel_data.dat"
+COS_AT=2025-02-10T00:00:00Z
+"$TDCRYPT" eventlog show "$CCEL" --json >"$D/ccel.json" || fail "eventlog show"
+python3 - "$D/ccel.json" "$D/events.json" "$D/events-bad.json" <<'PY' || fail "policy from the log"
+import json, sys
+log = json.load(open(sys.argv[1]))
+ev = {}
+for e in log["events"]:
+    if e["rtmr"] is not None:
+        ev.setdefault("rtmr%d" % e["rtmr"], []).append({"digest": [e["digest"]], "what": e["what"][:150]})
+json.dump({"version": 1, "events": {k: ev[k] for k in ("rtmr1", "rtmr2")}}, open(sys.argv[2], "w"))
+for e in ev["rtmr2"]:
+    if e["what"].startswith("kernel_cmdline"):
+        e["digest"] = ["00" * 48]
+json.dump({"version": 1, "events": {k: ev[k] for k in ("rtmr1", "rtmr2")}}, open(sys.argv[3], "w"))
+PY
+explain "$COS_Q" --collateral "$D/zk" --policy "$D/events.json" --at "$COS_AT" --event-log "$CCEL" \
+	--ccel-table "$T/go-tdx-guest/ccel/ccel_table.dat"
+[ $rc = 0 ] || fail "real CCEL events: exit $rc"
+has "^event log: 43 events, replays to the quote's RTMRs"
+has "^PASS  rtmr2$"
+has "^decision: release"
+explain "$COS_Q" --collateral "$D/zk" --policy "$D/events-bad.json" --at "$COS_AT" --event-log "$CCEL"
+[ $rc = 2 ] || fail "changed event: exit $rc"
+has "^FAIL  rtmr2$"
+has "event 19 is EV_IPL 'kernel_cmdline: /syslinux/vmlinuz.A"
+explain "$COS_Q" --collateral "$D/zk" --policy "$D/events.json" --at "$COS_AT"
+[ $rc = 2 ] || fail "no event log: exit $rc"
+has "no event log in the evidence"
+head -c 5000 "$CCEL" >"$D/cut.ccel"
+explain "$COS_Q" --collateral "$D/zk" --policy "$D/events.json" --at "$COS_AT" --event-log "$D/cut.ccel"
+[ $rc = 2 ] || fail "cut event log: exit $rc"
+has "^event log: FAIL"
+has "^decision: deny (evidence_invalid)"
+ok "real CCEL: replayed, events released; changed kernel_cmdline event named; no/cut log refused"
+
 # 7. bad input: exit 3
 explain "$DCAP_Q" --collateral "$DCAP_C" --at "$DCAP_AT"
 [ $rc = 3 ] || fail "no --secret/--policy: exit $rc"

@@ -37,6 +37,7 @@
 
 #include "kbs-test.h"
 #include "tdcrypt/kbs.h"
+#include "tdcrypt/measure.h"
 #include "tdcrypt/ratls.h"
 #include "tdcrypt/sim.h"
 #include "tdcrypt/store.h"
@@ -254,6 +255,24 @@ static void post_on(struct tls *t, const char *id, struct resp *r)
 			 "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
 			 id, sizeof(body) - 1, body);
 	send_raw(t, req, (size_t)n, r);
+}
+
+/* One request with this JSON body on a fresh connection. */
+static void post_body(int port, const struct agent *a, const char *id, const char *body,
+		      struct resp *r)
+{
+	struct tls t;
+	size_t cap = strlen(body) + 512;
+	char *req = malloc(cap);
+	assert_non_null(req);
+	assert_int_equal(tls_open(&t, port, a), 1);
+	int n = snprintf(req, cap,
+			 "POST /v1/keys/%s HTTP/1.1\r\nHost: broker\r\nContent-Type: "
+			 "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 id, strlen(body), body);
+	send_raw(&t, req, (size_t)n, r);
+	free(req);
+	tls_close(&t);
 }
 
 /* One request on a fresh connection. */
@@ -528,6 +547,120 @@ static void wrong_mrtd_refused(void **state)
 	broker_stop(&b);
 }
 
+/* ---- CC event logs ---- */
+
+/* A CC event log of two events (an EV_EFI_ACTION in RTMR1, a GRUB command in RTMR2); the
+ * quote's RTMRs are its replay, unless extra adds a third event to the log only. */
+static uint8_t log_rtmr[4][48];
+
+static void digest_of(const char *s, uint8_t d[48])
+{
+	unsigned int n;
+	EVP_Digest(s, strlen(s), d, &n, EVP_sha384(), NULL);
+}
+
+static char *event_log_body(bool extra, bool tamper_text, bool with_table)
+{
+	struct tdc_evlog_writer *w;
+	struct tdc_evlog l;
+	uint8_t d[48], *log, table[TDC_CCEL_TABLE_SIZE];
+	size_t len;
+	char text[] = "grub_cmd: linuxefi /vmlinuz ro";
+	assert_int_equal(tdc_evlog_writer_new(&w, NULL), 0);
+	digest_of("go", d);
+	assert_int_equal(tdc_evlog_writer_add(w, 2, TDC_EV_EFI_ACTION, d, "go", 2, NULL), 0);
+	digest_of(text + 10, d);
+	if (tamper_text)
+		text[12] = 'X';
+	assert_int_equal(tdc_evlog_writer_add(w, 3, TDC_EV_IPL, d, text, sizeof(text), NULL), 0);
+	if (extra) /* measured, but not into the quote */
+		assert_int_equal(tdc_evlog_writer_add(w, 3, TDC_EV_IPL, d, "/x", 3, NULL), 0);
+	assert_int_equal(tdc_evlog_writer_finish(w, &log, &len, NULL), 0);
+	if (!extra) {
+		assert_int_equal(tdc_evlog_parse(log, len, TDC_EVLOG_CC, &l, NULL), 0);
+		assert_int_equal(tdc_evlog_replay(&l, log_rtmr, NULL), 0);
+		tdc_evlog_free(&l);
+	}
+	tdc_ccel_table_build(len, 0, table);
+	char *b64 = malloc(4 * len / 3 + 8), tb[80];
+	assert_non_null(b64);
+	EVP_EncodeBlock((unsigned char *)b64, log, (int)len);
+	EVP_EncodeBlock((unsigned char *)tb, table, sizeof(table));
+	free(log);
+	size_t cap = strlen(b64) + 256;
+	char *body = malloc(cap);
+	assert_non_null(body);
+	snprintf(body, cap, "{\"agent\":\"t\"%s%s%s,\"event_log\":\"%s\"}",
+		 with_table ? ",\"ccel_table\":\"" : "", with_table ? tb : "", with_table ? "\"" : "",
+		 b64);
+	free(b64);
+	return body;
+}
+
+static void set_log_rtmrs(struct tdc_sim_opts *o)
+{
+	memcpy(o->td.rtmr, log_rtmr, sizeof(log_rtmr));
+}
+
+static void event_log_replayed_and_ruled_on(void **state)
+{
+	(void)state;
+	struct broker b;
+	struct agent a;
+	struct resp r;
+	char policy[1024], hex[97], other[97];
+	uint8_t d[48];
+
+	char *good = event_log_body(false, false, true); /* sets log_rtmr */
+	digest_of("linuxefi /vmlinuz ro", d);
+	tdc_hex_encode(d, 48, hex);
+	memset(other, 'a', 96);
+	other[96] = '\0';
+	snprintf(policy, sizeof(policy),
+		 "{\"allow_simulator\":true,\"events\":{\"rtmr2\":[{\"digest\":[\"%s\"],"
+		 "\"role\":\"kernel\",\"what\":\"grub_cmd: linuxefi /vmlinuz ro\"}]}}", hex);
+	assert_int_equal(tdc_store_secret_put(store, "by-events", (const uint8_t *)SECRET,
+					      strlen(SECRET), policy, NOW, NULL), 0);
+	snprintf(policy, sizeof(policy),
+		 "{\"allow_simulator\":true,\"events\":{\"rtmr2\":[{\"digest\":[\"%s\"],"
+		 "\"what\":\"another kernel\"}]}}", other);
+	assert_int_equal(tdc_store_secret_put(store, "other-events", (const uint8_t *)SECRET,
+					      strlen(SECRET), policy, NOW, NULL), 0);
+	broker_start(&b, true, NOW, false);
+	agent_make(&a, set_log_rtmrs, false);
+
+	/* the log replays to the quote: released, and the policy's events matched */
+	post_body(b.port, &a, "by-events", good, &r);
+	expect_released(&r);
+	/* the same quote without its log: a policy on events cannot be satisfied */
+	post(b.port, &a, "by-events", &r);
+	expect_denied(&r, 403, "policy_denied", "no event log in the evidence");
+	/* another event expected: the failing event is named, with what it measured */
+	post_body(b.port, &a, "other-events", good, &r);
+	expect_denied(&r, 403, "policy_denied", "event 0 is EV_IPL 'grub_cmd: linuxefi /vmlinuz ro'");
+	/* a log that does not replay to the quote's RTMRs */
+	char *extra = event_log_body(true, false, true);
+	post_body(b.port, &a, "by-events", extra, &r);
+	expect_denied(&r, 403, "evidence_invalid", "does not replay to the quote: RTMR2");
+	/* a GRUB string whose text is not what its digest measured */
+	char *tampered = event_log_body(false, true, true);
+	post_body(b.port, &a, "by-events", tampered, &r);
+	expect_denied(&r, 403, "evidence_invalid", "event data does not match its digest");
+	/* a log without its CCEL table */
+	char *no_table = event_log_body(false, false, false);
+	post_body(b.port, &a, "by-events", no_table, &r);
+	expect_denied(&r, 400, "bad_request", "go together");
+	/* a policy on RTMR values still works with a log that replays */
+	post_body(b.port, &a, "luks-root", good, &r);
+	expect_released(&r);
+	free(good);
+	free(extra);
+	free(tampered);
+	free(no_table);
+	agent_free(&a);
+	broker_stop(&b);
+}
+
 static void secret_without_policy_refused(void **state)
 {
 	(void)state;
@@ -591,10 +724,12 @@ static void oversized_and_garbage_requests(void **state)
 	tls_close(&t);
 	expect_denied(&r, 413, "too_large", "header section too large");
 
-	/* a body over 4 KiB */
-	const char cl[] = "POST /v1/keys/luks-root HTTP/1.1\r\nHost: b\r\nContent-Length: 5000\r\n\r\n";
+	/* a body over the cap (an event log's worth) */
+	char cl[128];
+	snprintf(cl, sizeof(cl), "POST /v1/keys/luks-root HTTP/1.1\r\nHost: b\r\n"
+		 "Content-Length: %u\r\n\r\n", TDC_MAX_HTTP_BODY + 1);
 	assert_int_equal(tls_open(&t, b.port, &a), 1);
-	send_raw(&t, cl, sizeof(cl) - 1, &r);
+	send_raw(&t, cl, strlen(cl), &r);
 	tls_close(&t);
 	expect_denied(&r, 413, "too_large", "body too large");
 
@@ -883,6 +1018,7 @@ int main(void)
 		cmocka_unit_test(sim_quote_without_sim_trust),
 		cmocka_unit_test(expired_collateral_refused),
 		cmocka_unit_test(oversized_and_garbage_requests),
+		cmocka_unit_test(event_log_replayed_and_ruled_on),
 		cmocka_unit_test(slow_client_does_not_block),
 		cmocka_unit_test(replayed_certificate_without_key),
 		cmocka_unit_test(admin_socket_ops),

@@ -334,7 +334,8 @@ static void refusals(void **state)
 	} while (0)
 	REFUSE(o.image = NULL, "no disk image");
 	REFUSE(o.firmware = NULL, "no firmware");
-	REFUSE(o.vars = NULL, "no OVMF vars");
+	REFUSE((o.tdx = true, o.vtpm_socket = "/s"), "TCG form");
+	REFUSE(o.vtpm_socket = "/a\nb", "control character");
 	REFUSE(o.initrd = "/i", "without a kernel");
 	REFUSE(o.append = "x", "without a kernel");
 	REFUSE(o.memory_mib = 63, "memory out of range");
@@ -353,6 +354,19 @@ static void refusals(void **state)
 	o = tdx_opts();
 	assert_int_equal(tdc_launch_argv(&o, &a, NULL), 0);
 	tdc_argv_free(&a);
+	/* TCG without vars: the firmware as -bios, as in a TD; a vTPM on its socket */
+	o = tcg_opts();
+	o.vars = NULL;
+	o.firmware = TDC_LAUNCH_OVMF;
+	o.vtpm_socket = "/run/v,tpm";
+	assert_int_equal(tdc_launch_argv(&o, &a, NULL), 0);
+	assert_string_equal(after(&a, "-bios"), TDC_LAUNCH_OVMF);
+	assert_false(has_sub(&a, "pflash"));
+	assert_true(has(&a, "socket,id=vtpm0,path=/run/v,,tpm"));
+	assert_true(has(&a, "emulator,id=tpm0,chardev=vtpm0"));
+	assert_true(has(&a, "tpm-tis,tpmdev=tpm0"));
+	tdc_argv_free(&a);
+	assert_string_equal(tdc_launch_default_firmware(false), TDC_LAUNCH_OVMF);
 	assert_int_equal(tdc_launch_argv(NULL, &a, NULL), TDC_E_USAGE);
 }
 

@@ -10,6 +10,9 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
+#include "tdcrypt/measure.h"
 #include "tdcrypt/policy.h"
 #include "util/util.h"
 
@@ -514,7 +517,7 @@ static void test_parse_syntax_and_caps(void **state)
 	assert_string_equal(e.reason, "JSON is not an object");
 	/* strict mode: no single quotes, no comments */
 	assert_int_equal(parse_err("{'mrtd': []}", &e), TDC_E_FORMAT);
-	assert_int_equal(parse_err("{\"td_attributes\": {\"allow_bits\": [[[[1]]]]}}", &e),
+	assert_int_equal(parse_err("{\"td_attributes\": {\"allow_bits\": [[[[[[1]]]]]]}}", &e),
 			 TDC_E_LIMIT);
 	/* trailing newline is fine */
 	struct tdc_policy *p = policy("{}\n");
@@ -533,7 +536,7 @@ static void test_parse_syntax_and_caps(void **state)
 	free(big);
 
 	/* document size cap */
-	size_t huge = 64 * 1024 + 1;
+	size_t huge = TDC_MAX_POLICY_JSON + 1;
 	big = malloc(huge + 1);
 	assert_non_null(big);
 	memset(big, ' ', huge);
@@ -588,6 +591,193 @@ static void test_canonical_round_trip(void **state)
 	tdc_policy_free(p);
 }
 
+/* ---- events ---- */
+
+/* A CC log: RTMR1 "a", "b"; RTMR2 "c" (digest = SHA-384 of the text). */
+static uint8_t *make_log(size_t *len, struct tdc_evlog *l)
+{
+	static const struct {
+		uint32_t mr;
+		const char *text;
+	} evs[] = { { 2, "a" }, { 2, "b" }, { 3, "c" } };
+	struct tdc_evlog_writer *w;
+	uint8_t *buf, d[48];
+	unsigned int n;
+	assert_int_equal(tdc_evlog_writer_new(&w, NULL), 0);
+	for (size_t i = 0; i < 3; i++) {
+		EVP_Digest(evs[i].text, 1, d, &n, EVP_sha384(), NULL);
+		assert_int_equal(tdc_evlog_writer_add(w, evs[i].mr, TDC_EV_EFI_ACTION, d, evs[i].text,
+						      1, NULL), 0);
+	}
+	assert_int_equal(tdc_evlog_writer_finish(w, &buf, len, NULL), 0);
+	assert_int_equal(tdc_evlog_parse(buf, *len, TDC_EVLOG_CC, l, NULL), 0);
+	return buf;
+}
+
+static const char *hex_of(const char *text)
+{
+	static char hex[4][97];
+	static int k;
+	uint8_t d[48];
+	unsigned int n;
+	EVP_Digest(text, strlen(text), d, &n, EVP_sha384(), NULL);
+	k = (k + 1) % 4;
+	return tdc_hex_encode(d, 48, hex[k]);
+}
+
+static const char *eval_log(const char *json, const struct tdc_evlog *log, char *reason,
+			    size_t cap)
+{
+	struct tdc_verdict v;
+	struct tdc_policy *p = policy(json);
+	struct tdc_policy_input in = { .verdict = &v, .event_log = log };
+	struct tdc_policy_result res;
+	static char code[32];
+	good_verdict(&v);
+	int r = tdc_policy_eval(p, &in, &res, NULL);
+	snprintf(code, sizeof(code), "%s", r == 0 ? "" : res.reason_code);
+	snprintf(reason, cap, "%s", res.reason);
+	tdc_policy_result_free(&res);
+	tdc_policy_free(p);
+	return code;
+}
+
+static void test_events_rule(void **state)
+{
+	(void)state;
+	struct tdc_evlog l;
+	size_t len;
+	uint8_t *buf = make_log(&len, &l);
+	char json[2048], reason[1024];
+
+	/* exactly the log's events, in order: allowed (RTMR2 has a list with an alternative) */
+	snprintf(json, sizeof(json),
+		 "{\"events\":{\"rtmr1\":[{\"digest\":[\"%s\"]},{\"digest\":[\"%s\"]}],"
+		 "\"rtmr2\":[{\"digest\":[\"%s\",\"%s\"],\"role\":\"kernel\",\"what\":\"k\"}]}}",
+		 hex_of("a"), hex_of("b"), hex_of("x"), hex_of("c"));
+	assert_string_equal(eval_log(json, &l, reason, sizeof(reason)), "");
+	/* no event log: refused, whatever the registers */
+	assert_string_equal(eval_log(json, NULL, reason, sizeof(reason)), "rtmr1");
+	assert_non_null(strstr(reason, "no event log in the evidence"));
+	/* another digest in second place: that event is named with what the log says */
+	snprintf(json, sizeof(json),
+		 "{\"events\":{\"rtmr1\":[{\"digest\":[\"%s\"]},{\"digest\":[\"%s\"],"
+		 "\"what\":\"the loader\"}]}}", hex_of("a"), hex_of("z"));
+	assert_string_equal(eval_log(json, &l, reason, sizeof(reason)), "rtmr1");
+	assert_non_null(strstr(reason, "event 1 is EV_EFI_ACTION 'b'"));
+	assert_non_null(strstr(reason, "the loader"));
+	/* one event too few, one too many */
+	snprintf(json, sizeof(json), "{\"events\":{\"rtmr1\":[{\"digest\":[\"%s\"]}]}}",
+		 hex_of("a"));
+	assert_string_equal(eval_log(json, &l, reason, sizeof(reason)), "rtmr1");
+	assert_non_null(strstr(reason, "more events than the policy lists"));
+	snprintf(json, sizeof(json),
+		 "{\"events\":{\"rtmr2\":[{\"digest\":[\"%s\"]},{\"digest\":[\"%s\"]}]}}",
+		 hex_of("c"), hex_of("c"));
+	assert_string_equal(eval_log(json, &l, reason, sizeof(reason)), "rtmr2");
+	assert_non_null(strstr(reason, "the log ends after 1 events"));
+	/* the same order matters */
+	snprintf(json, sizeof(json),
+		 "{\"events\":{\"rtmr1\":[{\"digest\":[\"%s\"]},{\"digest\":[\"%s\"]}]}}",
+		 hex_of("b"), hex_of("a"));
+	assert_string_equal(eval_log(json, &l, reason, sizeof(reason)), "rtmr1");
+	/* every event that differs is named, not only the first */
+	assert_non_null(strstr(reason, "event 0 is EV_EFI_ACTION 'a'"));
+	assert_non_null(strstr(reason, "event 1 is EV_EFI_ACTION 'b'"));
+	tdc_evlog_free(&l);
+	free(buf);
+}
+
+static void test_events_parse(void **state)
+{
+	(void)state;
+	struct tdc_error e;
+	char json[1024];
+	const char *d = MR("ab");
+	/* an RTMR pinned twice */
+	snprintf(json, sizeof(json), "{\"rtmr1\":[\"%s\"],\"events\":{\"rtmr1\":[{\"digest\":"
+		 "[\"%s\"]}]}}", d, d);
+	assert_int_equal(parse_err(json, &e), TDC_E_FORMAT);
+	assert_string_equal(e.reason, "an RTMR pinned twice in policy");
+	assert_int_equal(parse_err("{\"events\":{\"mrtd\":[]}}", &e), TDC_E_FORMAT);
+	assert_int_equal(parse_err("{\"events\":{\"rtmr2\":[]}}", &e), TDC_E_FORMAT);
+	assert_int_equal(parse_err("{\"events\":{\"rtmr2\":[{\"what\":\"no digest\"}]}}", &e),
+			 TDC_E_FORMAT);
+	assert_string_equal(e.reason, "policy event without digest");
+	snprintf(json, sizeof(json), "{\"events\":{\"rtmr2\":[{\"digest\":[\"%s\"],\"color\":"
+		 "\"red\"}]}}", d);
+	assert_int_equal(parse_err(json, &e), TDC_E_FORMAT);
+	assert_string_equal(e.reason, "unknown key in policy");
+	snprintf(json, sizeof(json), "{\"events\":{\"rtmr2\":[{\"digest\":[\"%s\"],\"what\":"
+		 "\"a\\u0001b\"}]}}", d);
+	assert_int_equal(parse_err(json, &e), TDC_E_FORMAT);
+	assert_string_equal(e.reason, "non-printable character in policy text");
+	/* the reference block */
+	assert_int_equal(parse_err("{\"reference\":{\"firmware_sha256\":\"xyz\"}}", &e),
+			 TDC_E_FORMAT);
+	assert_int_equal(parse_err("{\"reference\":{\"memory_mib\":0}}", &e), TDC_E_FORMAT);
+	assert_int_equal(parse_err("{\"reference\":{\"secret\":\"x\"}}", &e), TDC_E_FORMAT);
+
+	/* canonical form keeps events and the reference block, and parses back the same */
+	snprintf(json, sizeof(json),
+		 "{\"events\":{\"rtmr2\":[{\"type\":\"EV_IPL\",\"role\":\"cmdline\",\"what\":"
+		 "\"kernel_cmdline: /vmlinuz ro\",\"digest\":[\"%s\"]}]},\"reference\":{\"target\":"
+		 "\"sim\",\"boot\":\"uefi\",\"firmware\":\"/usr/share/ovmf/OVMF.fd\","
+		 "\"firmware_sha256\":\"%s\",\"memory_mib\":1024}}", d,
+		 "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773");
+	struct tdc_policy *p = policy(json);
+	char *c1, *c2;
+	assert_int_equal(tdc_policy_to_json(p, &c1, NULL), 0);
+	assert_non_null(strstr(c1, "kernel_cmdline: /vmlinuz ro"));
+	struct tdc_policy_reference r;
+	tdc_policy_get_reference(p, &r);
+	assert_true(r.present);
+	assert_string_equal(r.firmware, "/usr/share/ovmf/OVMF.fd");
+	assert_int_equal(r.memory_mib, 1024);
+	tdc_policy_free(p);
+	p = policy(c1);
+	assert_int_equal(tdc_policy_to_json(p, &c2, NULL), 0);
+	assert_string_equal(c1, c2);
+	free(c1);
+	free(c2);
+	tdc_policy_free(p);
+}
+
+/* The policy of a predicted boot: MRTD, events of the predicted RTMRs, value of an empty one,
+ * nothing for an RTMR that was not predicted; refused when the boot is not measured. */
+static void test_from_reference(void **state)
+{
+	(void)state;
+	struct tdc_reference *r = calloc(1, sizeof(*r));
+	struct tdc_policy_reference meta = { .present = true };
+	struct tdc_error e;
+	char *json;
+	assert_non_null(r);
+	snprintf(meta.target, sizeof(meta.target), "sim");
+	snprintf(meta.firmware, sizeof(meta.firmware), "/fw");
+	memset(r->mrtd, 0x4c, 48);
+	assert_int_equal(tdc_pred_add_unknown(&r->pred, 0, TDC_EV_EFI_VARIABLE_BOOT,
+					      TDC_ROLE_FIRMWARE, "BootOrder", "the VM", NULL), 0);
+	assert_int_equal(tdc_pred_action(&r->pred, 1, TDC_ACTION_CALLING_EFI_APP, NULL), 0);
+	assert_int_equal(tdc_pred_add(&r->pred, 2, TDC_EV_IPL, TDC_ROLE_CMDLINE, NULL, "ro", 2,
+				      "kernel_cmdline: /vmlinuz ro", NULL), 0);
+	assert_int_equal(tdc_pred_finish(&r->pred, NULL), 0);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_policy_from_reference(r, &meta, false, &json, &e), TDC_E_UNSUPPORTED);
+	assert_non_null(strstr(e.detail, "kernel initrd"));
+	r->kernel_measured = r->initrd_measured = r->cmdline_measured = true;
+	assert_int_equal(tdc_policy_from_reference(r, &meta, false, &json, &e), 0);
+	assert_non_null(strstr(json, "\"allow_simulator\": true"));
+	assert_non_null(strstr(json, "\"mrtd\": [ \"4c4c"));
+	assert_non_null(strstr(json, "\"rtmr1\": [ { \"type\": \"EV_EFI_ACTION\""));
+	assert_non_null(strstr(json, "\"what\": \"kernel_cmdline: /vmlinuz ro\""));
+	assert_non_null(strstr(json, "\"rtmr3\": [ \"0000")); /* nothing extends it */
+	assert_null(strstr(json, "\"rtmr0\"")); /* not predicted: not pinned */
+	assert_non_null(strstr(json, "\"firmware\": \"/fw\""));
+	free(json);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +805,9 @@ int main(void)
 		cmocka_unit_test(test_parse_attribute_bits),
 		cmocka_unit_test(test_parse_syntax_and_caps),
 		cmocka_unit_test(test_canonical_round_trip),
+		cmocka_unit_test(test_events_rule),
+		cmocka_unit_test(test_events_parse),
+		cmocka_unit_test(test_from_reference),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
