@@ -86,8 +86,8 @@ static int rtmr0(const struct tdc_boot_inputs *in, struct tdc_reference *r, stru
 				  "QEMU's ACPI tables: QEMU version, CPUs, memory, devices", e));
 	TDC_GUARD(unknown(p, RTMR0, TDC_EV_EFI_VARIABLE_BOOT, "BootOrder and Boot#### (several)",
 			  "the boot options the firmware creates for the VM's devices", e));
-	tdc_pred_stop(p, RTMR0, "depends on the VM shape and the host's QEMU (ACPI tables, boot "
-			  "options): not predicted; see docs/MEASUREMENT.md");
+	tdc_pred_stop(p, RTMR0, "depends on the VM shape and the host's QEMU (TD HOB, ACPI tables, "
+			  "boot options); see docs/MEASUREMENT.md");
 	return 0;
 }
 
