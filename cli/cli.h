@@ -29,6 +29,7 @@ int cmd_secret_rm(int argc, char **argv);
 int cmd_secret_rotate(int argc, char **argv);
 int cmd_secret_import(int argc, char **argv);
 int cmd_secret_audit(int argc, char **argv);
+int cmd_broker_metrics(int argc, char **argv);
 int cmd_policy_set(int argc, char **argv);
 int cmd_policy_show(int argc, char **argv);
 int cmd_policy_explain(int argc, char **argv);

@@ -16,9 +16,11 @@ static const struct {
 	{ "quote", "verify", cmd_quote_verify,
 	  "quote verify FILE --collateral PATH [--at TIME] [--json]: full DCAP verification" },
 	{ "sim", "init", cmd_sim_init,
-	  "sim init DIR [--days N]: simulator PKI, collateral and TD measurements (tests, demos)" },
+	  "sim init DIR [--days N] [--firmware F]: simulator PKI, collateral and TD "
+	  "measurements (tests, demos)" },
 	{ "sim", "quote", cmd_sim_quote,
-	  "sim quote --dir DIR --report-data HEX [--cmdline FILE] -o OUT: a simulated quote" },
+	  "sim quote --dir DIR --report-data HEX --tpm-log F -o OUT: a simulated quote "
+	  "(RTMRs replayed from a vTPM log)" },
 	{ "secret", "add", cmd_secret_add,
 	  "secret add ID [--key-file F | --generate N] [--policy F]: store a key in the broker" },
 	{ "secret", "list", cmd_secret_list, "secret list [--json]: the broker's secrets (no values)" },
@@ -28,6 +30,8 @@ static const struct {
 	{ "secret", "import", cmd_secret_import,
 	  "secret import SECRET_JSON: import the original solution's plaintext secret.json" },
 	{ "secret", "audit", cmd_secret_audit, "secret audit [--secret ID] [--json]: audit records" },
+	{ "broker", "metrics", cmd_broker_metrics,
+	  "broker metrics [--json]: the running broker's counters (connections, refusals, audit)" },
 	{ "policy", "set", cmd_policy_set, "policy set ID FILE: set a secret's release policy" },
 	{ "policy", "show", cmd_policy_show, "policy show ID: print a secret's effective policy" },
 	{ "policy", "explain", cmd_policy_explain,

@@ -18,6 +18,8 @@
 #define TDC_KBS_DEFAULT_ADMIN_SOCKET "/run/tdcrypt/kbs.sock"
 #define TDC_KBS_DEFAULT_WORKERS 4u
 #define TDC_KBS_DEFAULT_MAX_CONNS 4096u
+#define TDC_KBS_DEFAULT_MAX_CONNS_PER_SOURCE 256u
+#define TDC_KBS_DEFAULT_HANDSHAKE_MS 3000u
 #define TDC_KBS_DEFAULT_QUEUE 1024u
 #define TDC_KBS_DEFAULT_PCCS_TIMEOUT_MS 10000u
 
@@ -38,6 +40,8 @@ struct tdc_kbs_config {
 	unsigned workers;
 	unsigned max_conns;
 	unsigned queue_max;
+	unsigned max_conns_per_source; /* connections from one address (all its ports) */
+	uint32_t handshake_timeout_ms;  /* to finish TLS after the TCP accept */
 	uint32_t min_tcb_eval_num;
 };
 
@@ -50,7 +54,7 @@ void tdc_kbs_config_free(struct tdc_kbs_config *c);
  * with the key named). Keys: listen, cert, key, db, master_key,
  * collateral_dir, pccs_url, pccs_ca, pccs_timeout_ms, admin_socket,
  * allow_simulator_root, at, workers, max_connections, queue_max,
- * min_tcb_eval_num. Values overwrite those already in c.
+ * max_connections_per_source, handshake_timeout_ms, min_tcb_eval_num. Values overwrite those already in c.
  */
 int tdc_kbs_config_load(const char *path, struct tdc_kbs_config *c, struct tdc_error *e)
 	TDC_MUST_USE;

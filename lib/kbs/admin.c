@@ -280,7 +280,48 @@ static void wipe_strings(json_object *o)
 	}
 }
 
-char *kbs_admin_handle(struct tdc_store *s, const char *line, size_t len, int64_t now)
+json_object *kbs_metrics_json(const struct kbs_metrics *m)
+{
+	const struct {
+		const char *name;
+		const _Atomic uint64_t *v;
+	} f[] = {
+		{ "accepted", &m->accepted },
+		{ "refused_limit", &m->refused_limit },
+		{ "refused_source", &m->refused_source },
+		{ "busy", &m->busy },
+		{ "evicted_handshake", &m->evicted_handshake },
+		{ "evicted_idle", &m->evicted_idle },
+		{ "handshake_failed", &m->handshake_failed },
+		{ "handshake_timeout", &m->handshake_timeout },
+		{ "released", &m->released },
+		{ "denied", &m->denied },
+		{ "unauthenticated", &m->unauthenticated },
+		{ "audit_sampled", &m->audit_sampled },
+		{ "audit_skipped", &m->audit_skipped },
+		{ "log_suppressed", &m->log_suppressed },
+		{ "open", &m->open },
+		{ "open_busy", &m->open_busy },
+		{ "peak", &m->peak },
+	};
+	json_object *o = json_object_new_object();
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		json_object_object_add(o, f[i].name,
+				       json_object_new_int64((int64_t)atomic_load(f[i].v)));
+	return o;
+}
+
+static json_object *op_metrics(const struct kbs_metrics *m)
+{
+	if (!m)
+		return err_reply("usage", "no metrics here");
+	json_object *o = ok_reply();
+	json_object_object_add(o, "metrics", kbs_metrics_json(m));
+	return o;
+}
+
+char *kbs_admin_handle(struct tdc_store *s, const struct kbs_metrics *m, const char *line,
+		       size_t len, int64_t now)
 {
 	json_object *req = NULL, *rep;
 	struct tdc_error e;
@@ -310,6 +351,8 @@ char *kbs_admin_handle(struct tdc_store *s, const char *line, size_t len, int64_
 			rep = op_policy_show(s, req);
 		else if (!strcmp(op, "audit.list"))
 			rep = op_audit(s, req);
+		else if (!strcmp(op, "metrics"))
+			rep = op_metrics(m);
 		else
 			rep = err_reply("usage", "unknown op");
 		wipe_strings(req);

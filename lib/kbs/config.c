@@ -28,6 +28,8 @@ const char tdc_kbs_usage[] =
 	"  --at TIME              fixed verification time (RFC 3339 or @UNIX): testing only\n"
 	"  --workers N            verification threads (default 4)\n"
 	"  --max-connections N    (default 4096)   --queue-max N (default 1024)\n"
+	"  --max-connections-per-source N  from one address (default 256)\n"
+	"  --handshake-timeout-ms N        to finish TLS (default 3000)\n"
 	"  --min-tcb-eval N       refuse collateral with a lower tcbEvaluationDataNumber\n";
 
 void tdc_kbs_config_init(struct tdc_kbs_config *c)
@@ -38,6 +40,8 @@ void tdc_kbs_config_init(struct tdc_kbs_config *c)
 	c->workers = TDC_KBS_DEFAULT_WORKERS;
 	c->max_conns = TDC_KBS_DEFAULT_MAX_CONNS;
 	c->queue_max = TDC_KBS_DEFAULT_QUEUE;
+	c->max_conns_per_source = TDC_KBS_DEFAULT_MAX_CONNS_PER_SOURCE;
+	c->handshake_timeout_ms = TDC_KBS_DEFAULT_HANDSHAKE_MS;
 	c->pccs_timeout_ms = TDC_KBS_DEFAULT_PCCS_TIMEOUT_MS;
 }
 
@@ -113,6 +117,10 @@ static const struct opt opts[] = {
 	{ "workers", "--workers", K_UINT, OFF(workers), 256 },
 	{ "max_connections", "--max-connections", K_UINT, OFF(max_conns), 1000000 },
 	{ "queue_max", "--queue-max", K_UINT, OFF(queue_max), 1000000 },
+	{ "max_connections_per_source", "--max-connections-per-source", K_UINT,
+	  OFF(max_conns_per_source), 1000000 },
+	{ "handshake_timeout_ms", "--handshake-timeout-ms", K_UINT, OFF(handshake_timeout_ms),
+	  60000 },
 	{ "min_tcb_eval_num", "--min-tcb-eval", K_UINT, OFF(min_tcb_eval_num), UINT32_MAX },
 };
 
@@ -125,12 +133,15 @@ static int apply(const struct opt *o, const char *v, struct tdc_kbs_config *c, s
 		return set_str((char **)(base + o->off), v, e);
 	case K_UINT:
 		TDC_GUARD(parse_uint(v, o->max, &u, o->flag, e));
-		if (o->off == OFF(pccs_timeout_ms) || o->off == OFF(min_tcb_eval_num))
+		if (o->off == OFF(pccs_timeout_ms) || o->off == OFF(min_tcb_eval_num) ||
+		    o->off == OFF(handshake_timeout_ms))
 			*(uint32_t *)(base + o->off) = (uint32_t)u;
 		else
 			*(unsigned *)(base + o->off) = (unsigned)u;
 		if (o->off == OFF(workers) && u == 0)
 			return TDC_FAIL(e, TDC_E_USAGE, "--workers must be at least 1");
+		if (o->off == OFF(handshake_timeout_ms) && u < 100)
+			return TDC_FAIL(e, TDC_E_USAGE, "--handshake-timeout-ms must be at least 100");
 		return 0;
 	case K_TIME:
 		TDC_GUARD(parse_time(v, &c->at, e));

@@ -183,6 +183,8 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p,
 		check_peer(x, cert, p, now);
 	snprintf(d->verdict, sizeof(d->verdict), "%s", p->verdict);
 	snprintf(d->claims_digest, sizeof(d->claims_digest), "%s", p->claims_digest);
+	/* a genuine quote refused for its TCB level is still a TD that is known to be one */
+	d->authenticated = p->reason == KBS_OK || p->reason == KBS_TCB_REFUSED;
 	if (p->reason != KBS_OK) {
 		d->reason = p->reason;
 		snprintf(d->detail, sizeof(d->detail), "%s", p->detail);

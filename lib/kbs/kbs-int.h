@@ -3,10 +3,13 @@
  * collateral sources, the PCCS client and the admin protocol. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
+#include <json-c/json.h>
 #include <openssl/x509.h>
 
 #include "tdcrypt/collateral.h"
@@ -169,6 +172,7 @@ void kbs_peer_free(struct kbs_peer *p);
 struct kbs_decision {
 	enum kbs_reason reason;
 	char detail[1200];    /* full reason, for audit and log */
+	bool authenticated;   /* the quote verified and is bound to the TLS key */
 	char verdict[48];     /* TCB status or verification error name */
 	char claims_digest[65];
 	struct tdc_secret key; /* filled when released */
@@ -184,13 +188,81 @@ void kbs_decision_free(struct kbs_decision *d);
 void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p,
 		const struct kbs_http_req *req, int64_t now, struct kbs_decision *d);
 
+/* ---- admission (admission.c): used by the event loop thread only ---- */
+
+/* One remote address (every port of a host) and its connections. */
+struct kbs_source {
+	struct kbs_source *next;
+	uint8_t key[17];
+	size_t bucket;
+	unsigned refs;      /* connections that name it */
+	unsigned conns;     /* of those, holding a normal slot */
+	unsigned busy;      /* of those, in the busy lane */
+	void *hs_head;      /* its connections still in the TLS handshake, oldest first */
+	void *hs_tail;
+};
+struct kbs_sources {
+	struct kbs_source **buckets;
+	size_t nbuckets, n;
+	uint8_t seed[16];
+};
+int kbs_sources_init(struct kbs_sources *t, size_t expected);
+void kbs_sources_free(struct kbs_sources *t);
+/* The source of ss, created at the first reference; NULL when out of memory. */
+struct kbs_source *kbs_source_get(struct kbs_sources *t, const struct sockaddr_storage *ss);
+/* Drops a reference; the source is freed with its last one. */
+void kbs_source_put(struct kbs_sources *t, struct kbs_source *s);
+
+/* Token bucket: burst tokens, refilled at per_minute. */
+struct kbs_bucket {
+	int64_t milli, burst_milli, last_ms;
+	unsigned per_minute;
+};
+void kbs_bucket_init(struct kbs_bucket *b, unsigned burst, unsigned per_minute, int64_t now_ms);
+bool kbs_bucket_take(struct kbs_bucket *b, int64_t now_ms);
+
+/* At most KBS_RATELOG_LINES lines of one kind per window; the rest are counted and
+ * reported once the window is over ("suppressed", with the count). */
+#define KBS_RATELOG_WINDOW_MS 10000
+#define KBS_RATELOG_LINES 5
+struct kbs_ratelog {
+	int64_t window_ms;
+	unsigned logged;
+	uint64_t suppressed;
+};
+bool kbs_ratelog_allow(struct kbs_ratelog *r, int64_t now_ms);
+/* The count to report now (and a new window), or 0. */
+uint64_t kbs_ratelog_due(struct kbs_ratelog *r, int64_t now_ms);
+
 /* ---- admin protocol (admin.c) ---- */
+
+/* Counters (admin op "metrics"), added to by the loop and the workers. */
+struct kbs_metrics {
+	_Atomic uint64_t accepted;          /* TCP connections taken into a slot */
+	_Atomic uint64_t refused_limit;     /* closed at accept: no slot, no busy lane */
+	_Atomic uint64_t refused_source;    /* of those, because of the per-source limit */
+	_Atomic uint64_t busy;              /* answered busy (connection limit or queue full) */
+	_Atomic uint64_t evicted_handshake; /* stalled handshakes closed for a new connection */
+	_Atomic uint64_t evicted_idle;      /* idle keep-alive connections closed likewise */
+	_Atomic uint64_t handshake_failed;
+	_Atomic uint64_t handshake_timeout;
+	_Atomic uint64_t released, denied;  /* decisions (handshake failures aside) */
+	_Atomic uint64_t unauthenticated;   /* refusals before a quote verified */
+	_Atomic uint64_t audit_sampled;     /* of those, written to the audit trail */
+	_Atomic uint64_t audit_skipped;     /* and left out of it (counted here) */
+	_Atomic uint64_t log_suppressed;    /* log lines left out by the rate limit */
+	_Atomic uint64_t open, open_busy, peak;
+};
+/* {"accepted":N,...} of m (a new object). */
+json_object *kbs_metrics_json(const struct kbs_metrics *m);
 
 /*
  * One JSON request line -> one JSON reply (malloc'd, no newline). Ops:
  * secret.add {id, key_b64 | generate, policy?}, secret.list, secret.rm {id},
  * secret.rotate {id, key_b64 | generate}, secret.import {json},
  * policy.set {id, policy}, policy.show {id}, audit.list {secret_id?, after?,
- * limit?}. Replies: {"ok":true,...} or {"ok":false,"error":code,"message":..}.
+ * limit?}, metrics (the counters of m; m may be NULL). Replies: {"ok":true,...} or
+ * {"ok":false,"error":code,"message":..}.
  */
-char *kbs_admin_handle(struct tdc_store *s, const char *line, size_t len, int64_t now);
+char *kbs_admin_handle(struct tdc_store *s, const struct kbs_metrics *m, const char *line,
+		       size_t len, int64_t now);

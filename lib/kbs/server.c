@@ -15,12 +15,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -41,13 +43,25 @@
 /* A request without an event log fits IN_CAP; one with it needs up to IN_MAX. */
 #define IN_CAP (TDC_MAX_HTTP_HEADER + 4096u)
 #define IN_MAX (TDC_MAX_HTTP_HEADER + TDC_MAX_HTTP_BODY)
-#define HANDSHAKE_MS 10000
-#define READ_MS 10000
-#define WRITE_MS 10000
 #define IDLE_MS 15000
 #define LINGER_MS 2000
 #define ADMIN_MS 30000
 #define MAX_EVENTS 128
+/*
+ * Admission (PROTOCOL.md section 7). A handshake that has not finished after
+ * STALLED_MS may be closed to make room for a new connection: a real agent
+ * finishes in milliseconds, a client that holds slots without finishing loses
+ * them first. When no slot can be made, a small busy lane answers `busy` over
+ * TLS (server authentication only, no evidence read) so that agents back off;
+ * beyond it connections are closed unanswered.
+ */
+#define STALLED_MS 1000
+#define BUSY_MAX 32u
+#define BUSY_PER_SOURCE 4u
+#define ADMIN_MAX 16u
+/* unauthenticated refusals into the audit trail: 10 at once, then 6 a minute */
+#define SAMPLE_BURST 10u
+#define SAMPLE_PER_MINUTE 6u
 
 enum kind { K_LISTEN, K_ADMIN_LISTEN, K_WAKE, K_CONN, K_ADMIN };
 struct evsrc {
@@ -55,8 +69,11 @@ struct evsrc {
 };
 
 enum cstate { S_HANDSHAKE, S_READ, S_WORK, S_WRITE, S_LINGER, S_DEAD };
-enum tq { TQ_NONE = -1, TQ_10S = 0, TQ_IDLE, TQ_LINGER, TQ_ADMIN, TQ__N };
-static const int64_t tq_ms[TQ__N] = { 10000, IDLE_MS, LINGER_MS, ADMIN_MS };
+enum tq { TQ_NONE = -1, TQ_HANDSHAKE = 0, TQ_10S, TQ_IDLE, TQ_LINGER, TQ_ADMIN, TQ__N };
+/* rate-limited log lines, by kind */
+enum rl { RL_REFUSED, RL_EVICTED, RL_HANDSHAKE, RL_BUSY, RL_UNAUTHENTICATED, RL__N };
+static const char *const rl_name[RL__N] = { "connection_refused", "connection_evicted",
+					     "handshake", "busy", "unauthenticated" };
 
 struct conn {
 	struct evsrc src;
@@ -69,9 +86,14 @@ struct conn {
 	struct tdc_secret out;
 	size_t out_len, out_pos;
 	bool close_after;
+	bool busy_lane; /* answered busy after its handshake, holds no slot */
 	unsigned nreq;
 	uint32_t events;
-	int64_t t0_ms;
+	int64_t t0_ms, accepted_ms;
+	/* where it comes from; its place in that source's list of handshakes */
+	struct kbs_source *origin;
+	struct conn *hs_prev, *hs_next;
+	bool in_hs_list;
 	/* timer */
 	enum tq tq;
 	int64_t deadline;
@@ -91,6 +113,7 @@ struct job {
 	char request_id[33];
 	char peer[64];
 	X509 *cert;
+	bool sampled; /* unauthenticated, and taken as an audit sample */
 	int64_t t0_ms;
 	/* result */
 	struct tdc_secret resp;
@@ -107,8 +130,8 @@ struct tdc_kbs {
 	struct tdc_kbs_hooks hooks;
 	struct kbs_ctx ctx;
 	struct tdc_store *store;
-	SSL_CTX *ssl_ctx;
-	int ep;
+	SSL_CTX *ssl_ctx, *busy_ctx;
+	int ep, spare_fd;
 	struct evsrc listen_src, admin_src, wake_src;
 	int listen_fd, admin_fd, wake_fd;
 	int port;
@@ -117,8 +140,17 @@ struct tdc_kbs {
 	volatile sig_atomic_t stop;
 	struct conn *conns;
 	struct conn *dead;
-	size_t nconns;
+	size_t nconns, nbusy, nadmin;
 	struct tq_list tq[TQ__N];
+	int64_t tq_ms[TQ__N];
+	/* admission */
+	struct kbs_sources sources;
+	struct kbs_metrics m;
+	/* shared by the loop and the workers, under sample_lock */
+	pthread_mutex_t sample_lock;
+	struct kbs_bucket samples;
+	uint64_t unaudited; /* unauthenticated refusals since the last sample */
+	struct kbs_ratelog rl[RL__N];
 	/* workers */
 	pthread_t *threads;
 	unsigned nthreads;
@@ -178,6 +210,62 @@ static void log_conn(struct tdc_kbs *k, const char *level, const char *event, co
 	emit(k, o);
 }
 
+/* A line about a connection, unless its kind is over its rate: then only counted, and
+ * the count is logged when the window ends (flush_suppressed). */
+static bool log_allowed(struct tdc_kbs *k, enum rl kind)
+{
+	pthread_mutex_lock(&k->sample_lock);
+	bool ok = kbs_ratelog_allow(&k->rl[kind], mono_ms());
+	pthread_mutex_unlock(&k->sample_lock);
+	if (!ok)
+		atomic_fetch_add(&k->m.log_suppressed, 1);
+	return ok;
+}
+
+static void log_limited(struct tdc_kbs *k, enum rl kind, const char *level, const char *event,
+			const char *peer, const char *reason)
+{
+	if (log_allowed(k, kind))
+		log_conn(k, level, event, peer, reason);
+}
+
+/*
+ * Every authenticated decision is a durable audit record. Unauthenticated
+ * refusals (failed handshakes, evidence or quotes that do not verify) are
+ * anyone's to send, so they are counted and only sampled into the audit trail:
+ * true if this one is a sample; *skipped is how many were left out before it.
+ */
+static bool audit_sample(struct tdc_kbs *k, uint64_t *skipped)
+{
+	pthread_mutex_lock(&k->sample_lock);
+	bool take = kbs_bucket_take(&k->samples, mono_ms());
+	*skipped = k->unaudited;
+	k->unaudited = take ? 0 : k->unaudited + 1;
+	pthread_mutex_unlock(&k->sample_lock);
+	atomic_fetch_add(&k->m.unauthenticated, 1);
+	atomic_fetch_add(take ? &k->m.audit_sampled : &k->m.audit_skipped, 1);
+	return take;
+}
+
+/* force: at the end, whatever the windows */
+static void flush_suppressed(struct tdc_kbs *k, bool force)
+{
+	int64_t now = force ? INT64_MAX / 2 : mono_ms();
+	for (int i = 0; i < RL__N; i++) {
+		pthread_mutex_lock(&k->sample_lock);
+		uint64_t n = kbs_ratelog_due(&k->rl[i], now);
+		pthread_mutex_unlock(&k->sample_lock);
+		if (!n)
+			continue;
+		json_object *o = log_obj(k, "warning", "log_suppressed");
+		jstr(o, "what", rl_name[i]);
+		json_object_object_add(o, "count", json_object_new_int64((int64_t)n));
+		json_object_object_add(o, "window_s",
+				       json_object_new_int(KBS_RATELOG_WINDOW_MS / 1000));
+		emit(k, o);
+	}
+}
+
 static void ssl_err_text(char *out, size_t cap)
 {
 	unsigned long err, last = 0;
@@ -213,7 +301,7 @@ static void timer_set(struct tdc_kbs *k, struct conn *c, enum tq q)
 	timer_del(k, c);
 	struct tq_list *l = &k->tq[q];
 	c->tq = q;
-	c->deadline = mono_ms() + tq_ms[q];
+	c->deadline = mono_ms() + k->tq_ms[q];
 	c->tprev = l->tail;
 	c->tnext = NULL;
 	if (l->tail)
@@ -229,6 +317,13 @@ static int next_timeout(struct tdc_kbs *k)
 	for (int i = 0; i < TQ__N; i++)
 		if (k->tq[i].head && (best < 0 || k->tq[i].head->deadline < best))
 			best = k->tq[i].head->deadline;
+	pthread_mutex_lock(&k->sample_lock);
+	for (int i = 0; i < RL__N; i++) {
+		int64_t end = k->rl[i].window_ms + KBS_RATELOG_WINDOW_MS;
+		if (k->rl[i].suppressed && (best < 0 || end < best))
+			best = end;
+	}
+	pthread_mutex_unlock(&k->sample_lock);
 	if (best < 0)
 		return -1;
 	return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
@@ -245,11 +340,51 @@ static void want(struct tdc_kbs *k, struct conn *c, uint32_t ev)
 		c->events = ev;
 }
 
+/* The source's handshakes in accept order: the oldest is the first to evict. */
+static void hs_list_add(struct conn *c)
+{
+	struct kbs_source *o = c->origin;
+	c->hs_prev = o->hs_tail;
+	c->hs_next = NULL;
+	if (o->hs_tail)
+		((struct conn *)o->hs_tail)->hs_next = c;
+	else
+		o->hs_head = c;
+	o->hs_tail = c;
+	c->in_hs_list = true;
+}
+
+static void hs_list_del(struct conn *c)
+{
+	if (!c->in_hs_list)
+		return;
+	struct kbs_source *o = c->origin;
+	if (c->hs_prev)
+		c->hs_prev->hs_next = c->hs_next;
+	else
+		o->hs_head = c->hs_next;
+	if (c->hs_next)
+		c->hs_next->hs_prev = c->hs_prev;
+	else
+		o->hs_tail = c->hs_prev;
+	c->hs_prev = c->hs_next = NULL;
+	c->in_hs_list = false;
+}
+
+static void gauges(struct tdc_kbs *k)
+{
+	atomic_store(&k->m.open, k->nconns);
+	atomic_store(&k->m.open_busy, k->nbusy);
+	if (k->nconns > atomic_load(&k->m.peak))
+		atomic_store(&k->m.peak, k->nconns);
+}
+
 static void conn_close(struct tdc_kbs *k, struct conn *c)
 {
 	if (c->st == S_DEAD)
 		return;
 	timer_del(k, c);
+	hs_list_del(c);
 	epoll_ctl(k->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
@@ -268,7 +403,18 @@ static void conn_close(struct tdc_kbs *k, struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->st = S_DEAD;
-	k->nconns--;
+	if (c->src.kind == K_ADMIN) {
+		k->nadmin--;
+	} else if (c->busy_lane) {
+		k->nbusy--;
+		c->origin->busy--;
+	} else {
+		k->nconns--;
+		c->origin->conns--;
+	}
+	kbs_source_put(&k->sources, c->origin);
+	c->origin = NULL;
+	gauges(k);
 	/* freed after the current batch of events, which may still name it */
 	c->next = k->dead;
 	c->prev = NULL;
@@ -367,7 +513,7 @@ static size_t queue_len(struct tdc_kbs *k)
 
 static void conn_write(struct tdc_kbs *k, struct conn *c);
 
-/* An answer decided by the loop without the workers (busy): no audit. */
+/* An answer decided by the loop without the workers (busy): no audit, a rate-limited log. */
 static void respond_now(struct tdc_kbs *k, struct conn *c, enum kbs_reason reason,
 			const char *detail)
 {
@@ -378,14 +524,18 @@ static void respond_now(struct tdc_kbs *k, struct conn *c, enum kbs_reason reaso
 		conn_close(k, c);
 		return;
 	}
-	json_object *o = log_obj(k, "warning", "request");
-	jstr(o, "request_id", rid);
-	jstr(o, "peer", c->peer);
-	json_object_object_add(o, "status", json_object_new_int(kbs_reason_http(reason)));
-	jstr(o, "decision", "denied");
-	jstr(o, "reason_code", kbs_reason_code(reason));
-	jstr(o, "reason", detail);
-	emit(k, o);
+	if (reason == KBS_BUSY)
+		atomic_fetch_add(&k->m.busy, 1);
+	if (log_allowed(k, RL_BUSY)) {
+		json_object *o = log_obj(k, "warning", "request");
+		jstr(o, "request_id", rid);
+		jstr(o, "peer", c->peer);
+		json_object_object_add(o, "status", json_object_new_int(kbs_reason_http(reason)));
+		jstr(o, "decision", "denied");
+		jstr(o, "reason_code", kbs_reason_code(reason));
+		jstr(o, "reason", detail);
+		emit(k, o);
+	}
 	c->out_pos = 0;
 	c->close_after = true;
 	c->st = S_WRITE;
@@ -461,13 +611,42 @@ static bool ssl_would_block(struct tdc_kbs *k, struct conn *c, int rc)
 	return false;
 }
 
+/* Counted, logged at a limited rate; a client that got as far as presenting a
+ * certificate is an unauthenticated refusal, sampled into the audit trail. */
+static void handshake_failed(struct tdc_kbs *k, struct conn *c, const char *why)
+{
+	uint64_t skipped = 0;
+	atomic_fetch_add(&k->m.handshake_failed, 1);
+	X509 *cert = c->busy_lane ? NULL : SSL_get0_peer_certificate(c->ssl);
+	struct job *j = cert && audit_sample(k, &skipped) ? job_new(NULL, c->peer) : NULL;
+	if (!j) {
+		log_limited(k, RL_HANDSHAKE, "info", "handshake_failed", c->peer, why);
+		return;
+	}
+	int n = snprintf(j->preset_detail, sizeof(j->preset_detail),
+			 "TLS handshake failed after the client certificate: %s", why);
+	if (skipped && n > 0 && (size_t)n < sizeof(j->preset_detail))
+		snprintf(j->preset_detail + n, sizeof(j->preset_detail) - (size_t)n,
+			 " (%llu unauthenticated refusals not audited before this one)",
+			 (unsigned long long)skipped);
+	j->preset = KBS_HANDSHAKE;
+	j->sampled = true;
+	j->cert = X509_dup(cert);
+	submit(k, j); /* its audit record has its log line */
+}
+
 static void conn_handshake(struct tdc_kbs *k, struct conn *c)
 {
 	ERR_clear_error();
 	int r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
+		hs_list_del(c);
 		c->st = S_READ;
 		c->t0_ms = mono_ms();
+		if (c->busy_lane) {
+			respond_now(k, c, KBS_BUSY, "connection limit");
+			return;
+		}
 		timer_set(k, c, TQ_10S);
 		want(k, c, EPOLLIN);
 		conn_read(k, c);
@@ -477,20 +656,7 @@ static void conn_handshake(struct tdc_kbs *k, struct conn *c)
 		return;
 	char why[256];
 	ssl_err_text(why, sizeof(why));
-	X509 *cert = SSL_get0_peer_certificate(c->ssl);
-	if (cert) {
-		/* a client that got as far as presenting a certificate is audited */
-		struct job *j = job_new(NULL, c->peer);
-		if (j) {
-			j->preset = KBS_HANDSHAKE;
-			snprintf(j->preset_detail, sizeof(j->preset_detail),
-				 "TLS handshake failed after the client certificate: %s", why);
-			j->cert = X509_dup(cert);
-			submit(k, j);
-		}
-	} else {
-		log_conn(k, "info", "handshake_failed", c->peer, why);
-	}
+	handshake_failed(k, c, why);
 	conn_close(k, c);
 }
 
@@ -614,6 +780,124 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap
 	}
 }
 
+/* ---- admission ---- */
+
+enum lane { LANE_NONE, LANE_SLOT, LANE_BUSY };
+
+static bool has_stalled(const struct conn *c, int64_t now)
+{
+	return c && now - c->accepted_ms >= STALLED_MS;
+}
+
+/* The oldest stalled handshake (busy-lane ones aside): the handshake queue is in accept
+ * order, and the busy lane puts at most BUSY_MAX connections before it. */
+static struct conn *oldest_stalled(struct tdc_kbs *k, int64_t now)
+{
+	for (struct conn *c = k->tq[TQ_HANDSHAKE].head; c && has_stalled(c, now); c = c->tnext)
+		if (!c->busy_lane)
+			return c;
+	return NULL;
+}
+
+static void evict(struct tdc_kbs *k, struct conn *c, bool idle, const char *why)
+{
+	atomic_fetch_add(idle ? &k->m.evicted_idle : &k->m.evicted_handshake, 1);
+	log_limited(k, RL_EVICTED, "info", "connection_evicted", c->peer, why);
+	conn_close(k, c);
+}
+
+/* Makes room for one more connection from o if it can; otherwise the busy lane, or none. */
+static enum lane admit(struct tdc_kbs *k, struct kbs_source *o, const char *peer)
+{
+	int64_t now = mono_ms();
+	const char *full = NULL;
+	if (o->conns >= k->cfg.max_conns_per_source) {
+		struct conn *v = o->hs_head;
+		if (has_stalled(v, now))
+			evict(k, v, false, "stalled handshake, per-source limit");
+		else
+			full = "per-source connection limit";
+	}
+	if (!full && k->nconns >= k->cfg.max_conns) {
+		struct conn *v = oldest_stalled(k, now);
+		if (v)
+			evict(k, v, false, "stalled handshake, connection limit");
+		else if ((v = k->tq[TQ_IDLE].head) != NULL)
+			evict(k, v, true, "idle, connection limit");
+		else
+			full = "connection limit";
+	}
+	if (!full)
+		return LANE_SLOT;
+	if (k->nbusy < BUSY_MAX && o->busy < BUSY_PER_SOURCE)
+		return LANE_BUSY;
+	atomic_fetch_add(&k->m.refused_limit, 1);
+	if (o->conns >= k->cfg.max_conns_per_source)
+		atomic_fetch_add(&k->m.refused_source, 1);
+	log_limited(k, RL_REFUSED, "warning", "connection_refused", peer, full);
+	return LANE_NONE;
+}
+
+/* Out of file descriptors: the pending connection stays in the backlog and the listening
+ * socket stays readable, so take it with the spare descriptor and close it. */
+static void shed_one(struct tdc_kbs *k)
+{
+	if (k->spare_fd < 0)
+		return;
+	close(k->spare_fd);
+	int fd = accept4(k->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	k->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	atomic_fetch_add(&k->m.refused_limit, 1);
+	log_limited(k, RL_REFUSED, "warning", "connection_refused", NULL,
+		    "out of file descriptors");
+}
+
+static struct conn *conn_new(struct tdc_kbs *k, int fd, enum lane lane, struct kbs_source *o,
+			     const char *peer)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	SSL *ssl = c ? SSL_new(lane == LANE_BUSY ? k->busy_ctx : k->ssl_ctx) : NULL;
+	uint8_t *in = ssl ? malloc(IN_CAP) : NULL;
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
+	if (!in || !SSL_set_fd(ssl, fd) || epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
+		free(in);
+		SSL_free(ssl);
+		free(c);
+		return NULL;
+	}
+	c->src.kind = K_CONN;
+	c->fd = fd;
+	c->ssl = ssl;
+	c->in = in;
+	c->in_cap = IN_CAP;
+	c->tq = TQ_NONE;
+	c->st = S_HANDSHAKE;
+	c->events = EPOLLIN;
+	c->accepted_ms = mono_ms();
+	c->origin = o;
+	c->busy_lane = lane == LANE_BUSY;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	SSL_set_accept_state(ssl);
+	if (c->busy_lane) {
+		k->nbusy++;
+		o->busy++;
+	} else {
+		k->nconns++;
+		o->conns++;
+		hs_list_add(c);
+		atomic_fetch_add(&k->m.accepted, 1);
+	}
+	gauges(k);
+	c->next = k->conns;
+	if (k->conns)
+		k->conns->prev = c;
+	k->conns = c;
+	timer_set(k, c, TQ_HANDSHAKE);
+	return c;
+}
+
 static void on_accept(struct tdc_kbs *k)
 {
 	for (;;) {
@@ -621,51 +905,23 @@ static void on_accept(struct tdc_kbs *k)
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(k->listen_fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return; /* EAGAIN, or EMFILE etc.: try again on the next event */
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				shed_one(k);
+			return; /* EAGAIN, or another error: try again on the next event */
+		}
 		char peer[64];
 		format_peer(&ss, peer, sizeof(peer));
-		if (k->nconns >= k->cfg.max_conns) {
-			log_conn(k, "warning", "connection_refused", peer, "connection limit");
+		struct kbs_source *o = kbs_source_get(&k->sources, &ss);
+		enum lane lane = o ? admit(k, o, peer) : LANE_NONE;
+		struct conn *c = lane == LANE_NONE ? NULL : conn_new(k, fd, lane, o, peer);
+		if (!c) {
+			kbs_source_put(&k->sources, o);
 			close(fd);
 			continue;
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct conn *c = calloc(1, sizeof(*c));
-		SSL *ssl = c ? SSL_new(k->ssl_ctx) : NULL;
-		uint8_t *in = ssl ? malloc(IN_CAP) : NULL;
-		if (!in || !SSL_set_fd(ssl, fd)) {
-			free(in);
-			SSL_free(ssl);
-			free(c);
-			close(fd);
-			continue;
-		}
-		c->src.kind = K_CONN;
-		c->fd = fd;
-		c->ssl = ssl;
-		c->in = in;
-		c->in_cap = IN_CAP;
-		c->tq = TQ_NONE;
-		c->st = S_HANDSHAKE;
-		snprintf(c->peer, sizeof(c->peer), "%s", peer);
-		SSL_set_accept_state(ssl);
-		struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
-		if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
-			SSL_free(ssl);
-			free(in);
-			free(c);
-			close(fd);
-			continue;
-		}
-		c->events = EPOLLIN;
-		c->next = k->conns;
-		if (k->conns)
-			k->conns->prev = c;
-		k->conns = c;
-		k->nconns++;
-		timer_set(k, c, TQ_10S);
 		conn_handshake(k, c);
 	}
 }
@@ -689,8 +945,15 @@ static void work(struct tdc_kbs *k, struct job *j)
 	}
 
 	/* the audit record first: a release that cannot be recorded does not happen */
+	bool authenticated = j->preset == KBS_OK && d.authenticated;
+	uint64_t skipped = 0;
+	bool record = authenticated || j->sampled || audit_sample(k, &skipped);
 	char reason[1300];
-	snprintf(reason, sizeof(reason), "%s: %s", kbs_reason_code(d.reason), d.detail);
+	int rn = snprintf(reason, sizeof(reason), "%s: %s", kbs_reason_code(d.reason), d.detail);
+	if (skipped && rn > 0 && (size_t)rn < sizeof(reason))
+		snprintf(reason + rn, sizeof(reason) - (size_t)rn,
+			 " (%llu unauthenticated refusals not audited before this one)",
+			 (unsigned long long)skipped);
 	struct tdc_audit_record rec = {
 		.time = now,
 		.request_id = j->request_id,
@@ -704,7 +967,7 @@ static void work(struct tdc_kbs *k, struct job *j)
 	int64_t audit_id = 0;
 	struct tdc_error e;
 	tdc_error_clear(&e);
-	if (tdc_store_audit_append(k->store, &rec, &audit_id, &e) < 0) {
+	if (record && tdc_store_audit_append(k->store, &rec, &audit_id, &e) < 0) {
 		char buf[400];
 		tdc_secret_free(&d.key);
 		d.reason = KBS_INTERNAL;
@@ -713,6 +976,10 @@ static void work(struct tdc_kbs *k, struct job *j)
 		audit_id = -1;
 	}
 
+	if (j->preset != KBS_HANDSHAKE)
+		atomic_fetch_add(d.reason == KBS_OK ? &k->m.released : &k->m.denied, 1);
+	if (!record && !log_allowed(k, RL_UNAUTHENTICATED))
+		goto respond;
 	json_object *o = log_obj(k, d.reason == KBS_OK ? "info" : "warning",
 				 j->c ? "request" : "handshake");
 	jstr(o, "request_id", j->request_id);
@@ -729,10 +996,11 @@ static void work(struct tdc_kbs *k, struct job *j)
 	jstr(o, "reason", d.detail);
 	jstr(o, "verdict", d.verdict);
 	jstr(o, "claims_digest", d.claims_digest);
-	json_object_object_add(o, "audit_id", json_object_new_int64(audit_id));
+	json_object_object_add(o, "audit_id", record ? json_object_new_int64(audit_id) : NULL);
 	json_object_object_add(o, "duration_ms", json_object_new_int64(mono_ms() - j->t0_ms));
 	emit(k, o);
 
+respond:
 	if (j->c) {
 		j->close_after = j->close_after || d.reason != KBS_OK;
 		if (kbs_http_response(d.reason, j->request_id, sid, d.reason == KBS_OK ? &d.key : NULL,
@@ -818,7 +1086,9 @@ static void expire(struct tdc_kbs *k)
 			}
 			switch (c->st) {
 			case S_HANDSHAKE:
-				log_conn(k, "info", "handshake_timeout", c->peer, "10 s");
+				atomic_fetch_add(&k->m.handshake_timeout, 1);
+				log_limited(k, RL_HANDSHAKE, "info", "handshake_timeout", c->peer,
+					    "TLS not finished in time");
 				conn_close(k, c);
 				break;
 			case S_READ:
@@ -849,6 +1119,10 @@ static void admin_accept(struct tdc_kbs *k)
 		int fd = accept4(k->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		if (k->nadmin >= ADMIN_MAX) { /* admin clients are local and few */
+			close(fd);
+			continue;
+		}
 		struct ucred cr;
 		socklen_t cl = sizeof(cr);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
@@ -888,7 +1162,7 @@ static void admin_accept(struct tdc_kbs *k)
 		if (k->conns)
 			k->conns->prev = c;
 		k->conns = c;
-		k->nconns++;
+		k->nadmin++;
 		timer_set(k, c, TQ_ADMIN);
 	}
 }
@@ -916,7 +1190,7 @@ static void admin_event(struct tdc_kbs *k, struct conn *c)
 		uint8_t *nl;
 		while ((nl = memchr(c->out.data, '\n', c->out_len)) != NULL) {
 			size_t line = (size_t)(nl - c->out.data);
-			char *rep = kbs_admin_handle(k->store, (const char *)c->out.data, line,
+			char *rep = kbs_admin_handle(k->store, &k->m, (const char *)c->out.data, line,
 						     now_s(k));
 			OPENSSL_cleanse(c->out.data, line + 1);
 			memmove(c->out.data, c->out.data + line + 1, c->out_len - line - 1);
@@ -966,12 +1240,14 @@ static int verify_client(X509_STORE_CTX *sctx, void *arg)
 	return ok;
 }
 
-static int make_ssl_ctx(struct tdc_kbs *k, struct tdc_error *e)
+/* The broker's TLS 1.3 context; for the busy lane one that asks for no client
+ * certificate (it reads no evidence, it only says busy). */
+static int make_ssl_ctx(struct tdc_kbs *k, bool busy, struct tdc_error *e)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
 		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot create the TLS context");
-	k->ssl_ctx = ctx;
+	*(busy ? &k->busy_ctx : &k->ssl_ctx) = ctx;
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:"
@@ -984,8 +1260,12 @@ static int make_ssl_ctx(struct tdc_kbs *k, struct tdc_error *e)
 		return TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker key");
 	if (SSL_CTX_check_private_key(ctx) != 1)
 		return TDC_FAIL_OSSL(e, TDC_E_USAGE, "broker key does not match its certificate");
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
+	if (busy) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
+	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
@@ -1121,6 +1401,49 @@ static int load_sim_root(struct tdc_kbs *k, uint8_t **der, size_t *der_len, stru
 	return 0;
 }
 
+/*
+ * Limits and their state. Every connection needs a descriptor: the soft
+ * RLIMIT_NOFILE is raised to what max_connections needs (Debian's default is
+ * 1024), and max_connections lowered, with a warning, where the hard limit is
+ * below it.
+ */
+static int admission_init(struct tdc_kbs *k, struct tdc_error *e)
+{
+	const unsigned reserve = BUSY_MAX + ADMIN_MAX + 64; /* store, sockets, PCCS, spare */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rlim_t need = (rlim_t)k->cfg.max_conns + reserve;
+		if (rl.rlim_cur < need && rl.rlim_cur != RLIM_INFINITY) {
+			rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need
+											   : rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+			unsigned was = k->cfg.max_conns;
+			k->cfg.max_conns = rl.rlim_cur > reserve + 16 ? (unsigned)(rl.rlim_cur - reserve)
+								      : 16;
+			char why[160];
+			snprintf(why, sizeof(why),
+				 "max_connections lowered from %u to %u: RLIMIT_NOFILE is %llu", was,
+				 k->cfg.max_conns, (unsigned long long)rl.rlim_cur);
+			log_conn(k, "warning", "limits", NULL, why);
+		}
+	}
+	if (k->cfg.max_conns_per_source == 0 || k->cfg.max_conns_per_source > k->cfg.max_conns)
+		k->cfg.max_conns_per_source = k->cfg.max_conns;
+	if (k->cfg.handshake_timeout_ms == 0)
+		k->cfg.handshake_timeout_ms = TDC_KBS_DEFAULT_HANDSHAKE_MS;
+	const int64_t ms[TQ__N] = { k->cfg.handshake_timeout_ms, 10000, IDLE_MS, LINGER_MS,
+				    ADMIN_MS };
+	memcpy(k->tq_ms, ms, sizeof(ms));
+	kbs_bucket_init(&k->samples, SAMPLE_BURST, SAMPLE_PER_MINUTE, mono_ms());
+	k->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (kbs_sources_init(&k->sources, k->cfg.max_conns / 4) < 0 || k->spare_fd < 0)
+		return TDC_FAIL(e, TDC_E_NOMEM, "cannot set up admission control");
+	return 0;
+}
+
 static int epoll_add(struct tdc_kbs *k, int fd, struct evsrc *src, struct tdc_error *e)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = src };
@@ -1139,11 +1462,12 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 	struct tdc_kbs *k = calloc(1, sizeof(*k));
 	if (!k)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	k->listen_fd = k->admin_fd = k->wake_fd = k->ep = -1;
+	k->listen_fd = k->admin_fd = k->wake_fd = k->ep = k->spare_fd = -1;
 	k->listen_src.kind = K_LISTEN;
 	k->admin_src.kind = K_ADMIN_LISTEN;
 	k->wake_src.kind = K_WAKE;
 	pthread_mutex_init(&k->lock, NULL);
+	pthread_mutex_init(&k->sample_lock, NULL);
 	pthread_cond_init(&k->cond, NULL);
 	if (h)
 		k->hooks = *h;
@@ -1184,7 +1508,11 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 	k->ctx.store = k->store;
 	k->ctx.sim_trusted = k->has_sim;
 	if (r == 0)
-		r = make_ssl_ctx(k, e);
+		r = make_ssl_ctx(k, false, e);
+	if (r == 0)
+		r = make_ssl_ctx(k, true, e);
+	if (r == 0)
+		r = admission_init(k, e);
 	if (r == 0) {
 		k->ep = epoll_create1(EPOLL_CLOEXEC);
 		k->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1292,8 +1620,10 @@ int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
 			}
 		}
 		expire(k);
+		flush_suppressed(k, false);
 		reap(k);
 	}
+	flush_suppressed(k, true);
 	json_object *o = log_obj(k, "info", "stopping");
 	emit(k, o);
 	return 0;
@@ -1337,11 +1667,16 @@ void tdc_kbs_free(struct tdc_kbs *k)
 	if (k->ep >= 0)
 		close(k->ep);
 	SSL_CTX_free(k->ssl_ctx);
+	SSL_CTX_free(k->busy_ctx);
+	if (k->spare_fd >= 0)
+		close(k->spare_fd);
+	kbs_sources_free(&k->sources);
 	kbs_coll_free(k->ctx.coll);
 	tdc_verifier_free(k->ctx.verifier);
 	tdc_store_close(k->store);
 	tdc_kbs_config_free(&k->cfg);
 	pthread_cond_destroy(&k->cond);
 	pthread_mutex_destroy(&k->lock);
+	pthread_mutex_destroy(&k->sample_lock);
 	free(k);
 }
