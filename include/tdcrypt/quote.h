@@ -96,12 +96,32 @@ struct tdc_quote {
 	size_t trailing_len;       /* ignored bytes after the signature data */
 };
 
+/* The first 8 header bytes: what kind of quote it is. */
+struct tdc_quote_type {
+	uint16_t version;
+	uint16_t att_key_type;
+	uint32_t tee_type; /* bytes 4..7; not a TEE type in the SGX-only versions 1-3 */
+};
+
 /*
- * Parses and structurally validates a quote: version 4/5, ECDSA-P256 key
- * type, TDX TEE type, Intel QE vendor ID, v5 body type/size, outer
- * certification data type 6 filled exactly, inner type 5, all lengths
- * inside the buffer. Trailing bytes after the signature data are allowed and
- * recorded (never hashed). Errors carry the absolute offset and field name.
+ * Reads the first 8 header bytes at r's cursor into t and fails (TDC_E_UNSUPPORTED)
+ * unless they name a quote tdc_quote_parse accepts: TDX (tee_type 0x81), version 4 or
+ * 5, ECDSA P-256. The TEE type is judged first, so an SGX quote (tee_type 0, or one of
+ * the SGX-only versions 1-3) fails as "SGX quote (TEE type 0x0), not TDX", never as a
+ * version or key type mismatch; then the version, then the key type. Offsets in e are
+ * absolute (r's base), so a sub-view of a larger structure gives offsets in it.
+ * tdc_quote_parse starts with this check.
+ */
+int tdc_quote_check_type(struct tdc_rd *r, struct tdc_quote_type *t, struct tdc_error *e)
+	TDC_MUST_USE;
+
+/*
+ * Parses and structurally validates a quote: TDX TEE type, version 4/5 and
+ * ECDSA-P256 key type (in this order, tdc_quote_check_type), Intel QE vendor
+ * ID, v5 body type/size, outer certification data type 6 filled exactly,
+ * inner type 5, all lengths inside the buffer. Trailing bytes after the
+ * signature data are allowed and recorded (never hashed). Errors carry the
+ * absolute offset and field name.
  */
 int tdc_quote_parse(const uint8_t *buf, size_t len, struct tdc_quote *q, struct tdc_error *e)
 	TDC_MUST_USE;

@@ -53,6 +53,7 @@ struct tdc_ratls_claims {
 	uint8_t domain[TDC_RATLS_DOMAIN_MAX];
 	size_t domain_len;
 	uint8_t version;
+	size_t ignored;                    /* parser: claims unknown to tdcrypt, skipped */
 };
 
 /* A parsed evidence extension. The views point into the parsed bytes (for
@@ -107,13 +108,21 @@ int tdc_ratls_cert_create(EVP_PKEY *key, const uint8_t *quote, size_t quote_len,
 
 /*
  * Parses an evidence extension value strictly (PROTOCOL.md §4.4): fixed shape,
- * deterministic CBOR, size caps, no trailing bytes, no duplicate or unknown
- * claims. Checks structure only, not the binding.
+ * deterministic CBOR, size caps, no trailing bytes, no duplicate claims; claims
+ * tdcrypt does not know are skipped and counted in claims.ignored, the ones it
+ * requires stay required. Before the claims, the quote's header must name a TDX
+ * quote (tdc_quote_check_type), so evidence from another TEE is refused as what
+ * it is (§4.5). Checks structure only, not the binding.
  */
 int tdc_ratls_ext_parse(const uint8_t *der, size_t len, struct tdc_ratls_evidence *ev,
 			struct tdc_error *e) TDC_MUST_USE;
 
-/* Finds the one 2.23.133.5.4.9 extension of cert and parses it. */
+/*
+ * Finds the one 2.23.133.5.4.9 extension of cert and parses it. A certificate
+ * without one that carries another RA-TLS implementation's extension (Gramine,
+ * Intel SGX SDK, rats-tls, Open Enclave legacy OIDs) is refused naming it and,
+ * for a quote, its TEE ("SGX quote (TEE type 0x0), not TDX"); PROTOCOL.md §4.5.
+ */
 int tdc_ratls_cert_evidence(X509 *cert, struct tdc_ratls_evidence *ev, struct tdc_error *e)
 	TDC_MUST_USE;
 
@@ -125,7 +134,8 @@ int tdc_ratls_cert_self_signed(X509 *cert, struct tdc_error *e) TDC_MUST_USE;
 
 /*
  * Full certificate check short of the quote (PROTOCOL.md §5.1 steps 2-3):
- * tdc_ratls_cert_self_signed, tdc_ratls_cert_evidence, domain, version, the
+ * tdc_ratls_cert_evidence (first, so that a foreign certificate is named
+ * before its key type is judged), tdc_ratls_cert_self_signed, domain, version, the
  * nonce (nonce_len 0: must be absent; else must be equal), and pubkey-hash ==
  * hash of the certificate's actual SubjectPublicKeyInfo. Fills ev.
  */

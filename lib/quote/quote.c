@@ -5,6 +5,7 @@
  * sub-views and must be consumed exactly. Only the outer quote may carry trailing
  * bytes after the signature data (Intel QVL ignores them); they are recorded, never hashed.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "tdcrypt/quote.h"
@@ -70,32 +71,62 @@ static int read_len32(struct tdc_rd *r, uint32_t *out, const char *field, struct
 	return 0;
 }
 
+/*
+ * What kind of quote this is, before anything else is judged (PROTOCOL.md section 4.5):
+ * the TEE type decides first, so an SGX quote is named as one and not reported as a
+ * version or key-type mismatch. Versions 1-3 exist only for SGX (EPID v1/v2, ECDSA v3);
+ * in them bytes 4..7 are not a TEE type (reserved or the EPID group), so the version
+ * alone identifies them.
+ */
+int tdc_quote_check_type(struct tdc_rd *r, struct tdc_quote_type *t, struct tdc_error *e)
+{
+	if (!r || !t)
+		return TDC_FAIL(e, TDC_E_USAGE, "tdc_quote_check_type: NULL argument");
+	memset(t, 0, sizeof(*t));
+	size_t at = tdc_rd_offset(r);
+	TDC_GUARD(tdc_rd_u16le(r, &t->version, "header.version", e));
+	TDC_GUARD(tdc_rd_u16le(r, &t->att_key_type, "header.att_key_type", e));
+	TDC_GUARD(tdc_rd_u32le(r, &t->tee_type, "header.tee_type", e));
+
+	bool sgx_only_version = t->version >= 1 && t->version <= 3;
+	if (t->tee_type == TDC_TEE_TYPE_SGX)
+		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, at + 4, "SGX quote (TEE type 0x0), not TDX",
+				   "header.tee_type = 0x%08x (SGX), header.version = %u; a TDX quote "
+				   "has tee_type 0x00000081",
+				   t->tee_type, t->version);
+	if (t->tee_type != TDC_TEE_TYPE_TDX && sgx_only_version)
+		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, at, "SGX quote (TEE type 0x0), not TDX",
+				   "header.version = %u is an SGX-only format (its bytes 4..7, "
+				   "0x%08x, are not a TEE type); a TDX quote is version 4 or 5 with "
+				   "tee_type 0x00000081",
+				   t->version, t->tee_type);
+	if (t->tee_type != TDC_TEE_TYPE_TDX)
+		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, at + 4, "not a TDX quote",
+				   "header.tee_type = 0x%08x (unknown TEE), expected 0x00000081 (TDX)",
+				   t->tee_type);
+	if (t->version != 4 && t->version != 5)
+		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, at, "unsupported quote version",
+				   "header.version = %u, expected 4 or 5 (TDX quote, tee_type 0x81)",
+				   t->version);
+	if (t->att_key_type != TDC_ATT_KEY_ECDSA_P256)
+		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, at + 2, "unsupported attestation key type",
+				   "header.att_key_type = %u, expected 2 (ECDSA P-256)",
+				   t->att_key_type);
+	return 0;
+}
+
 static int parse_header(struct tdc_rd *r, struct tdc_quote *q, struct tdc_error *e)
 {
-	size_t off = tdc_rd_offset(r);
-	TDC_GUARD(tdc_rd_u16le(r, &q->version, "header.version", e));
-	if (q->version != 4 && q->version != 5)
-		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, off, "unsupported quote version",
-				   "header.version = %u, expected 4 or 5", q->version);
-
-	off = tdc_rd_offset(r);
-	TDC_GUARD(tdc_rd_u16le(r, &q->att_key_type, "header.att_key_type", e));
-	if (q->att_key_type != TDC_ATT_KEY_ECDSA_P256)
-		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, off, "unsupported attestation key type",
-				   "header.att_key_type = %u, expected 2 (ECDSA P-256)",
-				   q->att_key_type);
-
-	off = tdc_rd_offset(r);
-	TDC_GUARD(tdc_rd_u32le(r, &q->tee_type, "header.tee_type", e));
-	if (q->tee_type != TDC_TEE_TYPE_TDX)
-		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, off, "not a TDX quote",
-				   "header.tee_type = 0x%08x, expected 0x00000081 (TDX)",
-				   q->tee_type);
+	struct tdc_quote_type t;
+	TDC_GUARD(tdc_quote_check_type(r, &t, e));
+	q->version = t.version;
+	q->att_key_type = t.att_key_type;
+	q->tee_type = t.tee_type;
 
 	/* was QE SVN / PCE SVN in v3; reserved since v4 and deliberately not interpreted */
 	TDC_GUARD(tdc_rd_skip(r, 4, "header.reserved", e));
 
-	off = tdc_rd_offset(r);
+	size_t off = tdc_rd_offset(r);
 	TDC_GUARD(tdc_rd_copy(r, q->qe_vendor_id, 16, "header.qe_vendor_id", e));
 	if (memcmp(q->qe_vendor_id, tdc_intel_qe_vendor_id, 16) != 0)
 		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, off, "unknown QE vendor",

@@ -133,20 +133,88 @@ int tdc_ratls_cert_create(EVP_PKEY *key, const uint8_t *quote, size_t quote_len,
 	return r;
 }
 
+/*
+ * Extensions other RA-TLS implementations put their evidence in instead of
+ * 2.23.133.5.4.9 (PROTOCOL.md §4.5). quote: the extension value is a raw quote.
+ */
+static const struct {
+	const char *oid;
+	const char *what;
+	bool quote;
+} foreign_exts[] = {
+	/* Gramine passes the DER TLV of 1.2.840.113741.1337.6 where mbedTLS wants its value,
+	 * so its certificates carry this OID */
+	{ "0.6.9.42.840.113741.1337.6", "Gramine's legacy RA-TLS quote extension", true },
+	{ "1.2.840.113741.1337.6",
+	  "the legacy RA-TLS SGX quote extension (rats-tls; Gramine's intended OID)", true },
+	{ "1.2.840.113741.1.13.1", "the Intel SGX SDK's legacy RA-TLS quote extension", true },
+	{ "1.2.840.113741.1337.8", "rats-tls's legacy TDX quote extension", true },
+	{ "1.2.840.113741.1337.2", "an Intel IAS report (SGX EPID; Gramine, rats-tls)", false },
+	{ "1.2.840.113741.1337.14", "an SGX local attestation report (rats-tls)", false },
+	{ "1.2.840.113741.1337.20", "an AMD SEV-SNP report (rats-tls)", false },
+	{ "1.2.840.113741.1337.22", "an AMD SEV report (rats-tls)", false },
+	{ "1.3.6.1.4.1.311.105.1", "an Open Enclave report", false },
+	{ "1.2.840.113556.10.1.1", "a legacy Open Enclave report", false },
+};
+
+/* Index of the only extension of cert with oid, -1 if none, -2 if several. */
+static int find_ext(X509 *cert, const char *oid)
+{
+	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+	if (!obj)
+		return -1;
+	int idx = X509_get_ext_by_OBJ(cert, obj, -1);
+	int again = idx >= 0 ? X509_get_ext_by_OBJ(cert, obj, idx) : -1;
+	ASN1_OBJECT_free(obj);
+	return again >= 0 ? -2 : idx;
+}
+
+/*
+ * A certificate without the evidence extension: if it carries another RA-TLS
+ * implementation's extension, say which, and for a quote what TEE it is from,
+ * as far as its header tells (tdc_quote_check_type).
+ */
+static int no_evidence(X509 *cert, struct tdc_error *e)
+{
+	for (size_t i = 0; i < sizeof(foreign_exts) / sizeof(foreign_exts[0]); i++) {
+		int idx = find_ext(cert, foreign_exts[i].oid);
+		if (idx == -1)
+			continue;
+		const char *what = foreign_exts[i].what, *oid = foreign_exts[i].oid;
+		if (!foreign_exts[i].quote || idx < 0)
+			return TDC_FAILF(e, TDC_E_UNSUPPORTED,
+					 "RA-TLS certificate of another implementation",
+					 "no " TDC_RATLS_EVIDENCE_OID " evidence extension; it carries "
+					 "%s (%s)", what, oid);
+		ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(X509_get_ext(cert, idx));
+		struct tdc_rd r;
+		struct tdc_quote_type t;
+		struct tdc_error qe;
+		tdc_rd_init(&r, os ? ASN1_STRING_get0_data(os) : NULL,
+			    os ? (size_t)ASN1_STRING_length(os) : 0);
+		tdc_error_clear(&qe);
+		if (tdc_quote_check_type(&r, &t, &qe) < 0)
+			return TDC_FAILF(e, qe.code, qe.reason,
+					 "in %s (%s), not in an " TDC_RATLS_EVIDENCE_OID
+					 " evidence extension: %s", what, oid, qe.detail);
+		return TDC_FAILF(e, TDC_E_UNSUPPORTED,
+				 "TDX quote in a legacy RA-TLS extension, not in the evidence extension",
+				 "%s (%s) holds a TDX quote v%u; tdcrypt takes it only in "
+				 TDC_RATLS_EVIDENCE_OID " with its claims (PROTOCOL.md 4)",
+				 what, oid, t.version);
+	}
+	return TDC_FAIL(e, TDC_E_FORMAT, "certificate has no evidence extension");
+}
+
 int tdc_ratls_cert_evidence(X509 *cert, struct tdc_ratls_evidence *ev, struct tdc_error *e)
 {
 	if (!cert || !ev)
 		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_evidence: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	ASN1_OBJECT *obj = OBJ_txt2obj(TDC_RATLS_EVIDENCE_OID, 1);
-	if (!obj)
-		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "OID");
-	int idx = X509_get_ext_by_OBJ(cert, obj, -1);
-	int again = idx >= 0 ? X509_get_ext_by_OBJ(cert, obj, idx) : -1;
-	ASN1_OBJECT_free(obj);
+	int idx = find_ext(cert, TDC_RATLS_EVIDENCE_OID);
+	if (idx == -1)
+		return no_evidence(cert, e);
 	if (idx < 0)
-		return TDC_FAIL(e, TDC_E_FORMAT, "certificate has no evidence extension");
-	if (again >= 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "certificate has more than one evidence extension");
 	ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(X509_get_ext(cert, idx));
 	if (!os)
@@ -206,24 +274,12 @@ static int spki_hash(X509 *cert, int alg, uint8_t *out, size_t *out_len, struct 
 	return 0;
 }
 
-int tdc_ratls_cert_check(X509 *cert, const uint8_t *nonce, size_t nonce_len,
-			 struct tdc_ratls_evidence *ev, struct tdc_error *e)
-{
-	if (!cert || !ev || (nonce_len && !nonce))
-		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_check: NULL argument");
-	TDC_GUARD(tdc_ratls_cert_self_signed(cert, e));
-	return tdc_ratls_cert_binding(cert, nonce, nonce_len, ev, e);
-}
-
-int tdc_ratls_cert_binding(X509 *cert, const uint8_t *nonce, size_t nonce_len,
-			   struct tdc_ratls_evidence *ev, struct tdc_error *e)
+/* §5.1 steps 2-3 on evidence already parsed from cert. */
+static int check_binding(X509 *cert, const uint8_t *nonce, size_t nonce_len,
+			 const struct tdc_ratls_evidence *ev, struct tdc_error *e)
 {
 	uint8_t h[EVP_MAX_MD_SIZE];
 	size_t hlen = 0;
-
-	if (!cert || !ev || (nonce_len && !nonce))
-		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_binding: NULL argument");
-	TDC_GUARD(tdc_ratls_cert_evidence(cert, ev, e));
 	const struct tdc_ratls_claims *c = &ev->claims;
 
 	if (c->domain_len != strlen(TDC_RATLS_DOMAIN) ||
@@ -243,6 +299,27 @@ int tdc_ratls_cert_binding(X509 *cert, const uint8_t *nonce, size_t nonce_len,
 		return TDC_FAIL(e, TDC_E_BINDING,
 				"pubkey-hash does not match the certificate's public key");
 	return 0;
+}
+
+int tdc_ratls_cert_check(X509 *cert, const uint8_t *nonce, size_t nonce_len,
+			 struct tdc_ratls_evidence *ev, struct tdc_error *e)
+{
+	if (!cert || !ev || (nonce_len && !nonce))
+		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_check: NULL argument");
+	/* what the certificate is comes first: another implementation's certificate (e.g.
+	 * Gramine's, with a P-384 key and an SGX quote) is named, not refused for its key */
+	TDC_GUARD(tdc_ratls_cert_evidence(cert, ev, e));
+	TDC_GUARD(tdc_ratls_cert_self_signed(cert, e));
+	return check_binding(cert, nonce, nonce_len, ev, e);
+}
+
+int tdc_ratls_cert_binding(X509 *cert, const uint8_t *nonce, size_t nonce_len,
+			   struct tdc_ratls_evidence *ev, struct tdc_error *e)
+{
+	if (!cert || !ev || (nonce_len && !nonce))
+		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_binding: NULL argument");
+	TDC_GUARD(tdc_ratls_cert_evidence(cert, ev, e));
+	return check_binding(cert, nonce, nonce_len, ev, e);
 }
 
 int tdc_spki_sha256(X509 *cert, uint8_t out[32], struct tdc_error *e)

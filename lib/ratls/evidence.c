@@ -244,11 +244,30 @@ static enum claim_id claim_lookup(const struct tdc_rd *k)
 	return CLAIM__COUNT;
 }
 
+/* Deterministic (RFC 8949 4.2.1) order of two text keys: the bytewise order of their
+ * encodings, i.e. shorter first, then bytewise. <0, 0 (equal), >0. */
+static int key_order(const struct tdc_rd *a, const struct tdc_rd *b)
+{
+	size_t na = tdc_rd_len(a), nb = tdc_rd_len(b);
+	if (na != nb)
+		return na < nb ? -1 : 1;
+	return na ? memcmp(tdc_rd_ptr(a), tdc_rd_ptr(b), na) : 0;
+}
+
+/*
+ * The claims map. Claims tdcrypt does not know are skipped (the CCC format says a
+ * verifier ignores them; they stay covered by REPORTDATA, which hashes the whole
+ * buffer), but their keys must be text strings and their values byte strings as the
+ * format says. The required claims are checked before the key order, so that a claims
+ * map from another implementation (usually in insertion order) is reported as lacking
+ * tdcrypt's claims rather than as badly ordered.
+ */
 static int parse_claims(struct tdc_rd *r, struct tdc_ratls_claims *c, struct tdc_error *e)
 {
 	uint64_t n;
 	bool seen[CLAIM__COUNT] = { false };
-	int prev = -1;
+	struct tdc_rd prev = { 0 };
+	size_t disorder_at = TDC_NO_OFFSET;
 	size_t map_at = tdc_rd_offset(r);
 
 	TDC_GUARD(tdc_cbor_get_type(r, TDC_CBOR_MAP, &n, "claims", e));
@@ -261,35 +280,75 @@ static int parse_claims(struct tdc_rd *r, struct tdc_ratls_claims *c, struct tdc
 		TDC_GUARD(tdc_cbor_get_str(r, TDC_CBOR_TSTR, TDC_MAX_RATLS_CLAIM_KEY, &k,
 					   "claim key", e));
 		enum claim_id id = claim_lookup(&k);
-		if (id == CLAIM__COUNT)
-			return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, at, "unknown claim",
-					   "key of %zu bytes", tdc_rd_len(&k));
-		if (seen[id])
+		if (id != CLAIM__COUNT && seen[id])
 			return TDC_FAIL_AT(e, TDC_E_FORMAT, at, "duplicate claim", "%s",
 					   claim_keys[id]);
-		/* the ids are in deterministic key order, so order = increasing id */
-		if ((int)id < prev)
-			return TDC_FAIL_AT(e, TDC_E_FORMAT, at, "claims not in deterministic order",
-					   "%s after %s", claim_keys[id], claim_keys[prev]);
+		if (i > 0) {
+			int o = key_order(&prev, &k);
+			if (o == 0)
+				return TDC_FAIL_AT(e, TDC_E_FORMAT, at, "duplicate claim",
+						   "key of %zu bytes", tdc_rd_len(&k));
+			if (o > 0 && disorder_at == TDC_NO_OFFSET)
+				disorder_at = at;
+		}
+		prev = k;
+		const char *name = id != CLAIM__COUNT ? claim_keys[id] : "unknown claim";
+		TDC_GUARD(tdc_cbor_get_str(r, TDC_CBOR_BSTR, TDC_MAX_RATLS_CLAIMS_SIZE, &v, name, e));
+		if (id == CLAIM__COUNT) {
+			c->ignored++;
+			continue;
+		}
 		seen[id] = true;
-		prev = (int)id;
-		TDC_GUARD(tdc_cbor_get_str(r, TDC_CBOR_BSTR, TDC_MAX_RATLS_CLAIMS_SIZE, &v,
-					   claim_keys[id], e));
 		TDC_GUARD(parse_claim_value(id, &v, c, e));
 		TDC_GUARD(tdc_rd_end(&v, claim_keys[id], e));
 	}
-	for (int i = CLAIM_PUBKEY_HASH; i < CLAIM__COUNT; i++)
+	TDC_GUARD(tdc_rd_end(r, "claims", e));
+	size_t end = tdc_rd_offset(r);
+	if (!seen[CLAIM_PUBKEY_HASH])
+		return TDC_FAIL_AT(e, TDC_E_FORMAT, end, "missing claim",
+				   "pubkey-hash (required by the CCC evidence format)");
+	for (int i = CLAIM_DOMAIN; i < CLAIM__COUNT; i++)
 		if (!seen[i])
-			return TDC_FAIL_AT(e, TDC_E_FORMAT, tdc_rd_offset(r), "missing claim", "%s",
-					   claim_keys[i]);
-	return tdc_rd_end(r, "claims", e);
+			return TDC_FAIL_AT(e, TDC_E_FORMAT, end, "missing claim",
+					   "%s: not tdcrypt evidence (%llu claims, %zu of them "
+					   "unknown to tdcrypt and ignored)",
+					   claim_keys[i], (unsigned long long)n, c->ignored);
+	if (disorder_at != TDC_NO_OFFSET)
+		return TDC_FAIL_AT(e, TDC_E_FORMAT, disorder_at, "claims not in deterministic order",
+				   "a key sorts before the one preceding it (RFC 8949 4.2.1: shorter "
+				   "keys first, then bytewise)");
+	return 0;
+}
+
+/* CBOR tags seen in the evidence extension of RA-TLS implementations. */
+#define TAG_RATLS_DRAFT_QUOTE 0x1a7501u
+static const struct {
+	uint64_t tag;
+	const char *what;
+} evidence_tags[] = {
+	{ 60001, "an Intel TEE report (TDX report or SGX report type 2: local, not a quote)" },
+	{ 60002, "a legacy SGX report (EREPORT: local, not a quote)" },
+	{ TAG_RATLS_DRAFT_QUOTE, "an Intel TEE quote under rats-tls's pre-IANA tag" },
+	{ 0x1a7502, "an Intel TEE report under rats-tls's pre-IANA tag (local, not a quote)" },
+	{ 0x1a7503, "a legacy SGX report under rats-tls's pre-IANA tag (local, not a quote)" },
+	{ 0x1a7504, "an AMD SEV-SNP report (rats-tls)" },
+	{ 0x1a7505, "an AMD SEV report (rats-tls)" },
+	{ 0x1a7506, "a Hygon CSV report (rats-tls)" },
+};
+
+static const char *tag_name(uint64_t tag)
+{
+	for (size_t i = 0; i < sizeof(evidence_tags) / sizeof(evidence_tags[0]); i++)
+		if (evidence_tags[i].tag == tag)
+			return evidence_tags[i].what;
+	return "unknown to tdcrypt";
 }
 
 int tdc_ratls_ext_parse(const uint8_t *der, size_t len, struct tdc_ratls_evidence *ev,
 			struct tdc_error *e)
 {
 	struct tdc_rd r;
-	uint64_t arg;
+	uint64_t arg, tag;
 	unsigned major;
 
 	if (!der || !ev)
@@ -299,13 +358,15 @@ int tdc_ratls_ext_parse(const uint8_t *der, size_t len, struct tdc_ratls_evidenc
 		return TDC_FAIL_AT(e, TDC_E_LIMIT, 0, "evidence extension too large",
 				   "%zu bytes, cap %u", len, TDC_MAX_RATLS_EXT_SIZE);
 	tdc_rd_init(&r, der, len);
-	TDC_GUARD(tdc_cbor_get_head(&r, &major, &arg, "evidence tag", e));
+	TDC_GUARD(tdc_cbor_get_head(&r, &major, &tag, "evidence tag", e));
 	if (major != TDC_CBOR_TAG)
 		return TDC_FAIL_AT(e, TDC_E_FORMAT, 0, "evidence is not a CBOR tag", "major type %u",
 				   major);
-	if (arg != TDC_RATLS_CBOR_TAG_TEE_QUOTE)
+	/* the rats-tls draft tag carries the same [quote, claims]: read on to name the TEE */
+	if (tag != TDC_RATLS_CBOR_TAG_TEE_QUOTE && tag != TAG_RATLS_DRAFT_QUOTE)
 		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, 0, "evidence type is not an Intel TEE quote",
-				   "CBOR tag %llu", (unsigned long long)arg);
+				   "CBOR tag %llu (0x%llx): %s", (unsigned long long)tag,
+				   (unsigned long long)tag, tag_name(tag));
 	size_t at = tdc_rd_offset(&r);
 	TDC_GUARD(tdc_cbor_get_type(&r, TDC_CBOR_ARRAY, &arg, "evidence array", e));
 	if (arg != 2)
@@ -318,6 +379,16 @@ int tdc_ratls_ext_parse(const uint8_t *der, size_t len, struct tdc_ratls_evidenc
 	TDC_GUARD(tdc_cbor_get_str(&r, TDC_CBOR_BSTR, TDC_MAX_RATLS_CLAIMS_SIZE, &ev->claims_buffer,
 				   "claims-buffer", e));
 	TDC_GUARD(tdc_rd_end(&r, "evidence", e));
+
+	/* what the quote is, before its claims are judged: an SGX quote from another RA-TLS
+	 * stack is named as such, not refused for lacking tdcrypt's claims */
+	struct tdc_rd qh = ev->quote;
+	struct tdc_quote_type qt;
+	TDC_GUARD(tdc_quote_check_type(&qh, &qt, e));
+	if (tag != TDC_RATLS_CBOR_TAG_TEE_QUOTE)
+		return TDC_FAIL_AT(e, TDC_E_UNSUPPORTED, 0, "evidence type is not an Intel TEE quote",
+				   "CBOR tag 0x%llx: %s; the TDX quote must be under tag 60000",
+				   (unsigned long long)tag, tag_name(tag));
 
 	struct tdc_rd cr = ev->claims_buffer;
 	return parse_claims(&cr, &ev->claims, e);

@@ -30,7 +30,7 @@
 /* The RA-TLS evidence extension value (CBOR), its claims-buffer, claim count and key length. */
 #define TDC_MAX_RATLS_EXT_SIZE (TDC_MAX_QUOTE_SIZE + 1024u)
 #define TDC_MAX_RATLS_CLAIMS_SIZE 512u
-#define TDC_MAX_RATLS_CLAIMS 4u
+#define TDC_MAX_RATLS_CLAIMS 16u
 #define TDC_MAX_RATLS_CLAIM_KEY 32u
 /* A CC event log in the evidence (the used part of the CCEL area; real ones are 5-40 KiB),
  * and the CCEL log area the agent reads it from. */

@@ -35,6 +35,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "../ratls/foreign-certs.h"
 #include "kbs-harness.h"
 #include "tdcrypt/kbs.h"
 #include "tdcrypt/measure.h"
@@ -94,6 +95,22 @@ static void quote_bound_to_other_key(void **state)
 	agent_make(&a, NULL, true);
 	post(b.port, &a, "luks-root", &r);
 	expect_denied(&r, 403, "evidence_invalid", "REPORTDATA");
+	agent_free(&a);
+	broker_stop(&b);
+}
+
+/* Another CCC implementation's certificate (rats-tls: P-256, so the handshake passes;
+ * CCC evidence with an SGX quote and custom claims): the audit record says what it is. */
+static void sgx_certificate_named(void **state)
+{
+	(void)state;
+	struct broker b;
+	struct agent a;
+	struct resp r;
+	broker_start(&b, true, NOW, false);
+	a.cert = ft_ratls_sgx_cert(&a.key);
+	post(b.port, &a, "luks-root", &r);
+	expect_denied(&r, 403, "evidence_invalid", "SGX quote (TEE type 0x0), not TDX");
 	agent_free(&a);
 	broker_stop(&b);
 }
@@ -558,6 +575,7 @@ int main(void)
 		cmocka_unit_test(release_happy_path),
 		cmocka_unit_test(two_requests_one_connection),
 		cmocka_unit_test(quote_bound_to_other_key),
+		cmocka_unit_test(sgx_certificate_named),
 		cmocka_unit_test(unknown_secret),
 		cmocka_unit_test(debug_td_refused),
 		cmocka_unit_test(wrong_mrtd_refused),

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
+#include "../ratls/foreign-certs.h"
 #include "tdcrypt/quote.h"
 #include "util/limits.h"
 #include "util/util.h"
@@ -537,6 +538,107 @@ static void rejects_null_arguments(void **state)
 	assert_int_equal(tdc_quote_parse((const uint8_t *)"", 0, NULL, NULL), TDC_E_USAGE);
 }
 
+/* ---- (b2) what kind of quote it is comes first (PROTOCOL.md §4.5) ---- */
+
+static void expect_sgx(const struct blob *b, size_t offset, const char *detail_part)
+{
+	struct tdc_quote q;
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_quote_parse(b->buf, b->len, &q, &e), TDC_E_UNSUPPORTED);
+	if (strcmp(e.reason, "SGX quote (TEE type 0x0), not TDX") != 0 || e.offset != offset) {
+		char msg[512];
+		print_error("got %s at %zu\n", tdc_error_format(&e, msg, sizeof(msg)), e.offset);
+	}
+	assert_string_equal(e.reason, "SGX quote (TEE type 0x0), not TDX");
+	assert_int_equal(e.offset, offset);
+	assert_non_null(strstr(e.detail, detail_part));
+}
+
+/* A v3 SGX quote (synthetic: header, SGX report body, signature data) is an SGX quote,
+ * not an "unsupported quote version". */
+static void sgx_v3_named_before_version(void **state)
+{
+	(void)state;
+	uint8_t rd[64] = { 1 };
+	struct blob b;
+	b.buf = ft_sgx_quote(3, TDC_TEE_TYPE_SGX, rd, &b.len);
+	expect_sgx(&b, 4, "header.tee_type = 0x00000000");
+	free(b.buf);
+
+	/* the same two fields written into a real TDX quote */
+	b = v4();
+	put16(b.buf, 0, 3);
+	put32(b.buf, 4, TDC_TEE_TYPE_SGX);
+	expect_sgx(&b, 4, "header.version = 3");
+	/* an SGX-only version whose bytes 4..7 are not a TEE type (EPID v2: the group ID) */
+	put16(b.buf, 0, 2);
+	put32(b.buf, 4, 0x00000b0a);
+	expect_sgx(&b, 0, "SGX-only");
+	free(b.buf);
+}
+
+/* tee_type 0 in a v4 or v5 header: SGX, before the version, the key type or the v5 body. */
+static void sgx_tee_type_named_first(void **state)
+{
+	(void)state;
+	struct blob b = v4();
+	put32(b.buf, 4, TDC_TEE_TYPE_SGX);
+	put16(b.buf, 2, 3); /* a key type tdcrypt does not take, too */
+	expect_sgx(&b, 4, "header.version = 4");
+	put16(b.buf, 0, 7); /* and a version */
+	expect_sgx(&b, 4, "header.version = 7");
+	free(b.buf);
+
+	b = v5();
+	put32(b.buf, 4, TDC_TEE_TYPE_SGX);
+	expect_sgx(&b, 4, "header.version = 5");
+	free(b.buf);
+
+	/* an unknown TEE type is reported before an unknown version as well */
+	b = v4();
+	put32(b.buf, 4, 0x12345678);
+	put16(b.buf, 0, 9);
+	expect_fail(&b, TDC_E_UNSUPPORTED, 4, "0x12345678");
+	free(b.buf);
+}
+
+/* tdc_quote_check_type on its own: TDX passes and fills the fields, offsets are those of
+ * the enclosing input. */
+static void check_type_alone(void **state)
+{
+	(void)state;
+	struct blob b = v5();
+	struct tdc_rd r, sub;
+	struct tdc_quote_type t;
+	struct tdc_error e;
+	tdc_rd_init(&r, b.buf, b.len);
+	assert_int_equal(tdc_quote_check_type(&r, &t, NULL), 0);
+	assert_int_equal(t.version, 5);
+	assert_int_equal(t.att_key_type, 2);
+	assert_int_equal(t.tee_type, TDC_TEE_TYPE_TDX);
+	assert_int_equal(tdc_rd_offset(&r), 8);
+
+	/* an SGX header 100 bytes into a larger input */
+	uint8_t buf[200] = { 0 };
+	buf[100] = 3;
+	buf[102] = 2;
+	tdc_rd_init(&r, buf, sizeof(buf));
+	assert_int_equal(tdc_rd_skip(&r, 100, "pad", NULL), 0);
+	assert_int_equal(tdc_rd_sub(&r, 100, &sub, "quote", NULL), 0);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_quote_check_type(&sub, &t, &e), TDC_E_UNSUPPORTED);
+	assert_int_equal(e.offset, 104);
+	assert_int_equal(t.version, 3);
+	/* too short to tell */
+	const uint8_t six[6] = { 3, 0, 2, 0, 0, 0 };
+	tdc_rd_init(&r, six, sizeof(six));
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_quote_check_type(&r, &t, &e), TDC_E_FORMAT);
+	assert_int_equal(e.offset, 4);
+	free(b.buf);
+}
+
 /* ---- (c) robustness ---- */
 
 /* Parses an exact-size heap copy, so ASan sees any read past the end. */
@@ -664,6 +766,9 @@ int main(void)
 		cmocka_unit_test(rejects_quote_over_limit),
 		cmocka_unit_test(rejects_truncated_header),
 		cmocka_unit_test(rejects_null_arguments),
+		cmocka_unit_test(sgx_v3_named_before_version),
+		cmocka_unit_test(sgx_tee_type_named_first),
+		cmocka_unit_test(check_type_alone),
 		cmocka_unit_test(truncation_v4),
 		cmocka_unit_test(truncation_v5),
 		cmocka_unit_test(xor_flips_v4),

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "foreign-certs.h"
 #include "ratls/cbor.h"
 #include "tdcrypt/ratls.h"
 #include "util/util.h"
@@ -22,7 +23,9 @@
 #define NOW 1750000000 /* fixed, injected */
 #define REPORT_DATA_OFF (48 + 520) /* v4 quote: header + TD report offset of REPORTDATA */
 
-static const uint8_t fake_quote[] = "not-a-real-quote";
+/* A TDX quote header's first 8 bytes (version 4, ECDSA P-256, TEE type 0x81), which the
+ * parser checks before the claims (PROTOCOL.md §4.5), and no quote after them. */
+static const uint8_t fake_quote[] = "\x04\x00\x02\x00\x81\x00\x00\x00not-a-quote";
 
 /* The v1 claims-buffer for pubkey-hash 00 01 .. 1f (PROTOCOL.md §4.3). */
 static const uint8_t claims_vector[98] = {
@@ -149,7 +152,7 @@ static void ext_encode_shape(void **state)
 	size_t len;
 	vector_claims(&c);
 	assert_int_equal(tdc_ratls_ext_encode(fake_quote, sizeof(fake_quote), &c, &ext, &len, NULL), 0);
-	const uint8_t head[] = { 0xd9, 0xea, 0x60, 0x82, 0x51 };
+	const uint8_t head[] = { 0xd9, 0xea, 0x60, 0x82, 0x54 };
 	assert_int_equal(len, sizeof(head) + sizeof(fake_quote) + 2 + sizeof(claims_vector));
 	assert_memory_equal(ext, head, sizeof(head));
 	assert_memory_equal(ext + len - sizeof(claims_vector), claims_vector, sizeof(claims_vector));
@@ -346,11 +349,11 @@ static void parse_oversize(void **state)
 	free(ext);
 	free(claims);
 
-	/* more than 4 claims */
+	/* more than 16 claims */
 	struct tdc_wr w;
 	uint8_t b[256];
 	tdc_wr_init_fixed(&w, b, sizeof(b));
-	tdc_cbor_put_head(&w, TDC_CBOR_MAP, 5);
+	tdc_cbor_put_head(&w, TDC_CBOR_MAP, TDC_MAX_RATLS_CLAIMS + 1);
 	kv_hash(&w, 1, 32);
 	ext = ext_of_writer(&w, &len);
 	expect_parse(ext, len, TDC_E_LIMIT, 5 + sizeof(fake_quote) + 2);
@@ -413,7 +416,7 @@ static void parse_order_missing_unknown(void **state)
 	expect_parse(ext, len, TDC_E_FORMAT, base + at);
 	free(ext);
 
-	/* unknown claim */
+	/* an unknown claim out of order (it sorts first): ignored, but the order still holds */
 	tdc_wr_init_fixed(&w, b, sizeof(b));
 	tdc_cbor_put_head(&w, TDC_CBOR_MAP, 4);
 	kv_hash(&w, 1, 32);
@@ -422,7 +425,7 @@ static void parse_order_missing_unknown(void **state)
 	at = tdc_wr_len(&w);
 	kv(&w, "key_0", "value_0", 7);
 	ext = ext_of_writer(&w, &len);
-	expect_parse(ext, len, TDC_E_UNSUPPORTED, base + at);
+	expect_parse(ext, len, TDC_E_FORMAT, base + at);
 	free(ext);
 
 	/* a claim value that is not a byte string */
@@ -875,6 +878,330 @@ static void spki_pins(void **state)
 	EVP_PKEY_free(key);
 }
 
+/* ---- certificates and evidence of other CCC implementations (PROTOCOL.md §4.5) ---- */
+
+/* Parses buf and returns the code; e gets the error. */
+static int parse_err(const uint8_t *buf, size_t len, struct tdc_ratls_evidence *ev,
+		     struct tdc_error *e)
+{
+	tdc_error_clear(e);
+	int r = tdc_ratls_ext_parse(buf, len, ev, e);
+	return r;
+}
+
+static void assert_reason(const struct tdc_error *e, int code, const char *reason_part,
+			  const char *detail_part)
+{
+	char msg[512];
+	if (e->code != code || !e->reason || !strstr(e->reason, reason_part) ||
+	    (detail_part && !strstr(e->detail, detail_part)))
+		print_error("got %d: %s\n", e->code, tdc_error_format(e, msg, sizeof(msg)));
+	assert_int_equal(e->code, code);
+	assert_non_null(strstr(e->reason, reason_part));
+	if (detail_part)
+		assert_non_null(strstr(e->detail, detail_part));
+}
+
+static void parse_unknown_claims_ignored(void **state)
+{
+	(void)state;
+	struct tdc_wr w;
+	uint8_t b[256];
+	size_t len;
+	struct tdc_ratls_evidence ev;
+	struct tdc_error e;
+	const size_t base = 5 + sizeof(fake_quote) + 2;
+
+	/* two claims tdcrypt does not know, in deterministic order around its own */
+	tdc_wr_init_fixed(&w, b, sizeof(b));
+	tdc_cbor_put_head(&w, TDC_CBOR_MAP, 6);
+	kv(&w, "empty", "", 0);
+	kv(&w, "key_0", "value_0", 8);
+	kv_hash(&w, 1, 32);
+	kv_domain(&w);
+	kv_version(&w);
+	kv(&w, "vendor-claim-xyz-18", "\x01\x02", 2);
+	uint8_t *ext = ext_of_writer(&w, &len);
+	assert_int_equal(parse_err(ext, len, &ev, &e), 0);
+	assert_int_equal(ev.claims.ignored, 3);
+	assert_int_equal(ev.claims.hash_alg, TDC_RATLS_SHA256);
+	assert_int_equal(ev.claims.version, TDC_RATLS_VERSION);
+	assert_int_equal(ev.claims.domain_len, 13);
+	assert_int_equal(tdc_rd_len(&ev.claims_buffer), tdc_wr_len(&w));
+	free(ext);
+
+	/* an unknown claim's value must still be a byte string (the CCC claim format) */
+	tdc_wr_init_fixed(&w, b, sizeof(b));
+	tdc_cbor_put_head(&w, TDC_CBOR_MAP, 4);
+	tdc_cbor_put_tstr(&w, "key_0");
+	size_t at = tdc_wr_len(&w);
+	tdc_cbor_put_head(&w, TDC_CBOR_UINT, 7);
+	kv_hash(&w, 1, 32);
+	kv_domain(&w);
+	kv_version(&w);
+	ext = ext_of_writer(&w, &len);
+	expect_parse(ext, len, TDC_E_FORMAT, base + at);
+	free(ext);
+
+	/* and its key a text string */
+	tdc_wr_init_fixed(&w, b, sizeof(b));
+	tdc_cbor_put_head(&w, TDC_CBOR_MAP, 4);
+	at = tdc_wr_len(&w);
+	tdc_cbor_put_bstr(&w, "key_0", 5);
+	tdc_cbor_put_bstr(&w, "v", 1);
+	kv_hash(&w, 1, 32);
+	kv_domain(&w);
+	kv_version(&w);
+	ext = ext_of_writer(&w, &len);
+	expect_parse(ext, len, TDC_E_FORMAT, base + at);
+	free(ext);
+
+	/* a duplicate unknown claim is a duplicate */
+	tdc_wr_init_fixed(&w, b, sizeof(b));
+	tdc_cbor_put_head(&w, TDC_CBOR_MAP, 5);
+	kv(&w, "key_0", "a", 1);
+	at = tdc_wr_len(&w);
+	kv(&w, "key_0", "b", 1);
+	kv_hash(&w, 1, 32);
+	kv_domain(&w);
+	kv_version(&w);
+	ext = ext_of_writer(&w, &len);
+	assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_FORMAT);
+	assert_reason(&e, TDC_E_FORMAT, "duplicate", NULL);
+	assert_int_equal(e.offset, base + at);
+	free(ext);
+}
+
+/* The unknown claims are in the claims-buffer the quote binds: a certificate with them
+ * checks, and they cannot be stripped without breaking REPORTDATA. */
+static void cert_unknown_claims_bound(void **state)
+{
+	(void)state;
+	EVP_PKEY *key;
+	X509 *cert;
+	struct tdc_ratls_evidence ev;
+	struct tdc_error e;
+	struct tdc_wr w, v;
+	uint8_t b[256], vb[40], h[32], rd[64];
+	size_t len;
+
+	assert_int_equal(tdc_ratls_keygen(&key, NULL), 0);
+	ft_spki_sha256(key, h);
+	tdc_wr_init_fixed(&v, vb, sizeof(vb));
+	tdc_cbor_put_head(&v, TDC_CBOR_ARRAY, 2);
+	tdc_cbor_put_head(&v, TDC_CBOR_UINT, 1);
+	tdc_cbor_put_bstr(&v, h, 32);
+	tdc_wr_init_fixed(&w, b, sizeof(b));
+	tdc_cbor_put_head(&w, TDC_CBOR_MAP, 4);
+	kv(&w, "key_0", "value_0", 8);
+	kv(&w, "pubkey-hash", vb, tdc_wr_len(&v));
+	kv_domain(&w);
+	kv_version(&w);
+	uint8_t *ext = ext_of_writer(&w, &len);
+	assert_int_equal(tdc_ratls_cert_create_ext(key, ext, len, NOW, 60, &cert, NULL), 0);
+	free(ext);
+	cert = der_round_trip(cert);
+
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_check(cert, NULL, 0, &ev, &e), 0);
+	assert_int_equal(ev.claims.ignored, 1);
+	ft_report_data(tdc_wr_data(&w), tdc_wr_len(&w), rd);
+	assert_int_equal(tdc_ratls_check_report_data(&ev, rd, NULL), 0);
+	/* the claims without the unknown one hash differently */
+	assert_int_equal(tdc_ratls_report_data(&ev.claims, rd, NULL), 0);
+	assert_int_equal(tdc_ratls_check_report_data(&ev, rd, NULL), TDC_E_BINDING);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void parse_required_claims_stay_required(void **state)
+{
+	(void)state;
+	struct tdc_wr w;
+	uint8_t b[256];
+	size_t len;
+	struct tdc_ratls_evidence ev;
+	struct tdc_error e;
+	uint8_t *ext;
+	static const char *const required[] = { "pubkey-hash", "tdcrypt-domain",
+						"tdcrypt-version" };
+
+	/* each required claim missing, an unknown claim in its place */
+	for (int miss = 0; miss < 3; miss++) {
+		tdc_wr_init_fixed(&w, b, sizeof(b));
+		tdc_cbor_put_head(&w, TDC_CBOR_MAP, 3);
+		kv(&w, "key_0", "value_0", 8);
+		if (miss != 0)
+			kv_hash(&w, 1, 32);
+		if (miss != 1)
+			kv_domain(&w);
+		if (miss != 2)
+			kv_version(&w);
+		ext = ext_of_writer(&w, &len);
+		assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_FORMAT);
+		assert_reason(&e, TDC_E_FORMAT, "missing claim", required[miss]);
+		assert_int_equal(e.offset, len);
+		free(ext);
+	}
+
+	/* Gramine's claims (pubkey-hash only) and rats-tls's (pubkey-hash, then custom
+	 * claims in insertion order) around a TDX quote: not tdcrypt evidence, said so
+	 * rather than refused for the key order */
+	EVP_PKEY *key;
+	assert_int_equal(tdc_ratls_keygen(&key, NULL), 0);
+	for (unsigned custom = 0; custom <= 2; custom += 2) {
+		size_t clen = ft_ccc_claims(key, custom, b, sizeof(b));
+		ext = ext_around(b, clen, &len);
+		assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_FORMAT);
+		assert_reason(&e, TDC_E_FORMAT, "missing claim", "tdcrypt-domain");
+		assert_non_null(strstr(e.detail, "not tdcrypt evidence"));
+		free(ext);
+	}
+	EVP_PKEY_free(key);
+}
+
+static void parse_sgx_quote_named(void **state)
+{
+	(void)state;
+	EVP_PKEY *key;
+	struct tdc_ratls_evidence ev;
+	struct tdc_error e;
+	struct tdc_wr w;
+	uint8_t claims[256], rd[64];
+	size_t qlen, len;
+
+	assert_int_equal(tdc_ratls_keygen(&key, NULL), 0);
+	/* Gramine (one claim) and rats-tls (three, insertion order) around an SGX v3 quote */
+	for (unsigned custom = 0; custom <= 2; custom += 2) {
+		size_t clen = ft_ccc_claims(key, custom, claims, sizeof(claims));
+		ft_report_data(claims, clen, rd);
+		uint8_t *q = ft_sgx_quote(3, TDC_TEE_TYPE_SGX, rd, &qlen);
+		assert_true(qlen > 255 && qlen < 65536); /* a 3-byte bstr head */
+		uint8_t *ext = ft_evidence(60000, q, qlen, claims, clen, &len);
+		assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_UNSUPPORTED);
+		assert_reason(&e, TDC_E_UNSUPPORTED, "SGX quote (TEE type 0x0), not TDX",
+			      "header.tee_type");
+		assert_int_equal(e.offset, 3 + 1 + 3 + 4); /* the quote's tee_type field */
+		free(ext);
+		free(q);
+	}
+
+	/* an SGX v4 quote with all of tdcrypt's claims: still an SGX quote */
+	good_claims_writer(&w, claims, sizeof(claims));
+	memset(rd, 0, sizeof(rd));
+	uint8_t *q = ft_sgx_quote(4, TDC_TEE_TYPE_SGX, rd, &qlen);
+	uint8_t *ext = ft_evidence(60000, q, qlen, tdc_wr_data(&w), tdc_wr_len(&w), &len);
+	assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "SGX quote", NULL);
+	free(ext);
+
+	/* rats-tls's pre-IANA tag 0x1a7501: the quote is named first, then the tag */
+	ext = ft_evidence(0x1a7501, q, qlen, tdc_wr_data(&w), tdc_wr_len(&w), &len);
+	assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "SGX quote", NULL);
+	assert_int_equal(e.offset, 5 + 1 + 3 + 4);
+	free(ext);
+	ext = ft_evidence(0x1a7501, fake_quote, sizeof(fake_quote), tdc_wr_data(&w),
+			  tdc_wr_len(&w), &len);
+	assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "not an Intel TEE quote", "pre-IANA");
+	free(ext);
+
+	/* a TEE report (tag 60001) is named, not parsed */
+	ext = ft_evidence(60001, q, qlen, tdc_wr_data(&w), tdc_wr_len(&w), &len);
+	assert_int_equal(parse_err(ext, len, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "not an Intel TEE quote", "TEE report");
+	free(ext);
+	free(q);
+	EVP_PKEY_free(key);
+}
+
+static void cert_foreign_named(void **state)
+{
+	(void)state;
+	EVP_PKEY *p384 = EVP_EC_gen("secp384r1"), *p256;
+	struct tdc_ratls_evidence ev;
+	struct tdc_error e;
+	uint8_t h[32], rd[64] = { 0 }, claims[256];
+	size_t qlen, elen;
+	X509 *cert;
+	assert_non_null(p384);
+
+	/* Gramine's legacy certificate: P-384 key, REPORTDATA = SHA-256(SPKI), the raw SGX
+	 * quote under its (mis-encoded) legacy OID, no evidence extension */
+	ft_spki_sha256(p384, h);
+	memcpy(rd, h, 32);
+	uint8_t *q = ft_sgx_quote(3, TDC_TEE_TYPE_SGX, rd, &qlen);
+	const char *oid = FT_OID_GRAMINE_LEGACY;
+	const uint8_t *val = q;
+	cert = der_round_trip(ft_cert(p384, &oid, &val, &qlen, 1));
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_check(cert, NULL, 0, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "SGX quote (TEE type 0x0), not TDX", "Gramine");
+	assert_non_null(strstr(e.detail, FT_OID_GRAMINE_LEGACY));
+	X509_free(cert);
+
+	/* Gramine with both extensions (legacy and CCC): named from the evidence extension,
+	 * before its P-384 key is judged */
+	size_t clen = ft_ccc_claims(p384, 0, claims, sizeof(claims));
+	ft_report_data(claims, clen, rd);
+	uint8_t *q2 = ft_sgx_quote(3, TDC_TEE_TYPE_SGX, rd, &qlen);
+	uint8_t *ext = ft_evidence(60000, q2, qlen, claims, clen, &elen);
+	const char *oids2[2] = { FT_OID_GRAMINE_LEGACY, TDC_RATLS_EVIDENCE_OID };
+	const uint8_t *vals2[2] = { q2, ext };
+	const size_t lens2[2] = { qlen, elen };
+	cert = der_round_trip(ft_cert(p384, oids2, vals2, lens2, 2));
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_check(cert, NULL, 0, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "SGX quote (TEE type 0x0), not TDX", NULL);
+	assert_int_equal(tdc_ratls_cert_self_signed(cert, NULL), TDC_E_UNSUPPORTED); /* P-384 */
+	X509_free(cert);
+	free(ext);
+	free(q2);
+
+	/* the Intel SGX SDK's legacy extension */
+	oid = FT_OID_SGXSDK_LEGACY;
+	cert = ft_cert(p384, &oid, &val, &qlen, 1);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_evidence(cert, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "SGX quote", "Intel SGX SDK");
+	X509_free(cert);
+
+	/* a TDX quote under rats-tls's legacy TDX OID: a TDX quote, in the wrong place */
+	size_t tlen;
+	uint8_t *tdx = load_quote(&tlen);
+	oid = FT_OID_RATLS_TDX_LEGACY;
+	val = tdx;
+	cert = ft_cert(p384, &oid, &val, &tlen, 1);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_evidence(cert, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "TDX quote in a legacy RA-TLS extension", "rats-tls");
+	X509_free(cert);
+	free(tdx);
+
+	/* an EPID/IAS report: another implementation's evidence of another kind */
+	oid = FT_OID_IAS_REPORT;
+	val = (const uint8_t *)"{\"isvEnclaveQuoteStatus\":\"OK\"}";
+	size_t rlen = strlen((const char *)val);
+	cert = ft_cert(p384, &oid, &val, &rlen, 1);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_evidence(cert, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "another implementation", "IAS");
+	X509_free(cert);
+	free(q);
+
+	/* rats-tls's certificate: P-256 (it passes the broker's handshake check), CCC
+	 * evidence, SGX quote, custom claims in insertion order */
+	cert = der_round_trip(ft_ratls_sgx_cert(&p256));
+	assert_int_equal(tdc_ratls_cert_self_signed(cert, NULL), 0);
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_check(cert, NULL, 0, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_reason(&e, TDC_E_UNSUPPORTED, "SGX quote (TEE type 0x0), not TDX", NULL);
+	X509_free(cert);
+	EVP_PKEY_free(p256);
+	EVP_PKEY_free(p384);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -899,6 +1226,11 @@ int main(void)
 		cmocka_unit_test(cert_wrong_oid_and_duplicates),
 		cmocka_unit_test(cert_self_signature_and_key_type),
 		cmocka_unit_test(spki_pins),
+		cmocka_unit_test(parse_unknown_claims_ignored),
+		cmocka_unit_test(cert_unknown_claims_bound),
+		cmocka_unit_test(parse_required_claims_stay_required),
+		cmocka_unit_test(parse_sgx_quote_named),
+		cmocka_unit_test(cert_foreign_named),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
