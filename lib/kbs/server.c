@@ -94,6 +94,7 @@ struct conn {
 	struct kbs_source *origin;
 	struct conn *hs_prev, *hs_next;
 	bool in_hs_list;
+	X509 *refused_cert; /* the client certificate the handshake refused, for the audit */
 	/* timer */
 	enum tq tq;
 	int64_t deadline;
@@ -390,6 +391,8 @@ static void conn_close(struct tdc_kbs *k, struct conn *c)
 	c->fd = -1;
 	SSL_free(c->ssl);
 	c->ssl = NULL;
+	X509_free(c->refused_cert);
+	c->refused_cert = NULL;
 	tdc_secret_free(&c->out);
 	kbs_peer_free(&c->peer_state);
 	if (c->in)
@@ -618,6 +621,8 @@ static void handshake_failed(struct tdc_kbs *k, struct conn *c, const char *why)
 	uint64_t skipped = 0;
 	atomic_fetch_add(&k->m.handshake_failed, 1);
 	X509 *cert = c->busy_lane ? NULL : SSL_get0_peer_certificate(c->ssl);
+	if (!cert)
+		cert = c->refused_cert;
 	struct job *j = cert && audit_sample(k, &skipped) ? job_new(NULL, c->peer) : NULL;
 	if (!j) {
 		log_limited(k, RL_HANDSHAKE, "info", "handshake_failed", c->peer, why);
@@ -880,6 +885,7 @@ static struct conn *conn_new(struct tdc_kbs *k, int fd, enum lane lane, struct k
 	c->busy_lane = lane == LANE_BUSY;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	SSL_set_accept_state(ssl);
+	SSL_set_app_data(ssl, c);
 	if (c->busy_lane) {
 		k->nbusy++;
 		o->busy++;
@@ -928,6 +934,21 @@ static void on_accept(struct tdc_kbs *k)
 
 /* ---- workers ---- */
 
+/* A certificate refused in the handshake (another TEE's RA-TLS, a P-384 key): what it
+ * is, for the audit record (PROTOCOL.md section 4.5). */
+static void name_certificate(X509 *cert, struct kbs_decision *d)
+{
+	struct tdc_ratls_evidence ev;
+	struct tdc_error e;
+	char buf[400];
+	tdc_error_clear(&e);
+	if (tdc_ratls_cert_check(cert, NULL, 0, &ev, &e) == 0)
+		return;
+	size_t n = strlen(d->detail);
+	snprintf(d->detail + n, sizeof(d->detail) - n, "; the certificate: %s",
+		 tdc_error_format(&e, buf, sizeof(buf)));
+}
+
 static void work(struct tdc_kbs *k, struct job *j)
 {
 	struct kbs_decision d;
@@ -942,6 +963,8 @@ static void work(struct tdc_kbs *k, struct job *j)
 		snprintf(d.detail, sizeof(d.detail), "%s", j->preset_detail);
 		snprintf(d.verdict, sizeof(d.verdict), "-");
 		snprintf(d.claims_digest, sizeof(d.claims_digest), "-");
+		if (j->preset == KBS_HANDSHAKE && j->cert)
+			name_certificate(j->cert, &d);
 	}
 
 	/* the audit record first: a release that cannot be recorded does not happen */
@@ -1235,8 +1258,14 @@ static int verify_client(X509_STORE_CTX *sctx, void *arg)
 	/* exactly one self-signed P-256 certificate; the evidence is checked per request */
 	int ok = leaf && chain && sk_X509_num(chain) == 1 &&
 		 tdc_ratls_cert_self_signed(leaf, NULL) == 0;
-	if (!ok)
+	if (!ok) {
 		X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
+		/* OpenSSL keeps no peer certificate after a refusal: keep it for the audit */
+		SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+		struct conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+		if (c && leaf && !c->refused_cert && X509_up_ref(leaf))
+			c->refused_cert = leaf;
+	}
 	return ok;
 }
 

@@ -115,6 +115,58 @@ static void sgx_certificate_named(void **state)
 	broker_stop(&b);
 }
 
+/* Gramine's legacy certificate (P-384: refused in the handshake): the sampled audit
+ * record of the failed handshake still says what it was. */
+static void gramine_certificate_named_in_handshake_audit(void **state)
+{
+	(void)state;
+	struct broker b;
+	struct agent a = { 0 };
+	struct tls t;
+	char buf[16];
+	uint8_t rd[64] = { 0 };
+	size_t qlen;
+	struct tdc_audit_query q = { 0 };
+	struct tdc_audit_list l;
+	int64_t last = 0;
+
+	assert_int_equal(tdc_store_audit_list(store, &q, &l, NULL), 0);
+	if (l.n)
+		last = l.items[l.n - 1].id;
+	tdc_audit_list_free(&l);
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	assert_int_equal(EVP_PKEY_keygen_init(kc), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_group_name(kc, "secp384r1"), 1);
+	assert_int_equal(EVP_PKEY_keygen(kc, &a.key), 1);
+	EVP_PKEY_CTX_free(kc);
+	ft_spki_sha256(a.key, rd);
+	uint8_t *quote = ft_sgx_quote(3, TDC_TEE_TYPE_SGX, rd, &qlen);
+	const char *oid = FT_OID_GRAMINE_LEGACY;
+	const uint8_t *val = quote;
+	a.cert = ft_cert(a.key, &oid, &val, &qlen, 1);
+	free(quote);
+	broker_start(&b, true, NOW, false);
+	tls_open(&t, b.port, &a);
+	assert_true(SSL_read(t.ssl, buf, sizeof(buf)) <= 0);
+	tls_close(&t);
+	q.after_id = last;
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(tdc_store_audit_list(store, &q, &l, NULL), 0);
+		if (l.n)
+			break;
+		tdc_audit_list_free(&l);
+		usleep(10000);
+	}
+	assert_int_equal(l.n, 1);
+	if (verbose)
+		print_message("audit: %s\n", l.items[0].reason);
+	assert_non_null(strstr(l.items[0].reason, "handshake_failed"));
+	assert_non_null(strstr(l.items[0].reason, "SGX quote (TEE type 0x0), not TDX"));
+	tdc_audit_list_free(&l);
+	agent_free(&a);
+	broker_stop(&b);
+}
+
 static void unknown_secret(void **state)
 {
 	(void)state;
@@ -586,6 +638,7 @@ int main(void)
 		cmocka_unit_test(event_log_replayed_and_ruled_on),
 		cmocka_unit_test(slow_client_does_not_block),
 		cmocka_unit_test(replayed_certificate_without_key),
+		cmocka_unit_test(gramine_certificate_named_in_handshake_audit),
 		cmocka_unit_test(admin_socket_ops),
 		cmocka_unit_test(config_file_and_flags),
 	};
