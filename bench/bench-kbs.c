@@ -997,8 +997,10 @@ static pid_t kbs_spawn(int *port)
 	fprintf(f,
 		"{\"listen\":\"127.0.0.1:0\",\"cert\":\"%s\",\"key\":\"%s\",\"db\":\"%s\","
 		"\"master_key\":\"%s\",\"collateral_dir\":\"%s\",\"admin_socket\":\"\","
-		"\"allow_simulator_root\":\"%s\",\"at\":\"@%lld\",\"workers\":%u}\n",
-		p_cert, p_key, p_db, p_mk, p_coll, p_root, (long long)NOW, opt.workers);
+		"\"allow_simulator_root\":\"%s\",\"at\":\"@%lld\",\"workers\":%u,"
+		"\"max_connections\":%u,\"max_connections_per_source\":%u}\n",
+		p_cert, p_key, p_db, p_mk, p_coll, p_root, (long long)NOW, opt.workers,
+		2 * opt.idle + 64, 2 * opt.idle + 64);
 	fclose(f);
 	unlink(log);
 	pid_t pid = fork();
@@ -1113,6 +1115,28 @@ static void memory(void)
 	       ok, opt.idle, rss, hwm, (double)(rss - base) / (ok ? ok : 1), t1 - t0);
 	printf("  goal: < 262144 KiB (256 MiB) -> %s\n", hwm < 262144 ? "met" : "NOT met");
 	close_many(h, opt.idle);
+	settle(pid);
+
+	/* floods: does the memory come back once they are over? */
+	usleep(1500 * 1000);
+	long idle = status_kib(pid, "VmRSS"), worst = 0;
+	printf("  floods of %u connections (handshake + one release each, all held, then closed):\n",
+	       opt.idle);
+	printf("    before: VmRSS %6ld KiB\n", idle);
+	for (int f = 1; f <= 4; f++) {
+		ok = open_many(port, opt.idle, true, h);
+		long peak = status_kib(pid, "VmRSS");
+		close_many(h, opt.idle);
+		settle(pid);
+		usleep(1500 * 1000); /* the broker trims at most once a second */
+		rss = status_kib(pid, "VmRSS");
+		worst = rss > worst ? rss : worst;
+		printf("    after flood %d (%u ok): VmRSS %6ld KiB during, %6ld KiB after (%.2fx idle)\n",
+		       f, ok, peak, rss, (double)rss / (double)base);
+	}
+	printf("  goal: after a flood within 1.2x the idle broker (%ld KiB) -> %s (worst %.2fx)\n",
+	       base, (double)worst <= 1.2 * (double)base ? "met" : "NOT met",
+	       (double)worst / (double)base);
 	free(h);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);

@@ -5,6 +5,9 @@
  * and the wall clock. Everything else is in lib/kbs.
  *   tdcrypt-kbs [--config FILE] [flags]          run the broker
  *   tdcrypt-kbs init [--config FILE] [flags]     create the master key (0600) and the store
+ *   tdcrypt-kbs check [--full] [...]             check the store (structure, key, secrets)
+ *   tdcrypt-kbs backup --out FILE [...]          online backup of the store
+ *   tdcrypt-kbs restore --from FILE [...]        replace the store by a backup (broker stopped)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -59,6 +62,14 @@ static int do_init(const struct tdc_kbs_config *c)
 		fprintf(stderr, "tdcrypt-kbs: init needs --master-key and --db\n");
 		return 3;
 	}
+	/* never over an existing store, running or not: that is what restore is for */
+	if (tdc_store_exists(c->db)) {
+		fprintf(stderr,
+			"tdcrypt-kbs: init: the store %s exists; init only makes a new one "
+			"(check it: tdcrypt-kbs check; replace it: tdcrypt-kbs restore)\n",
+			c->db);
+		return 1;
+	}
 	if (stat(c->master_key, &st) == 0) {
 		fprintf(stderr, "tdcrypt-kbs: init: %s exists; keeping it\n", c->master_key);
 	} else if (tdc_store_master_key_create(c->master_key, &e) < 0) {
@@ -67,26 +78,68 @@ static int do_init(const struct tdc_kbs_config *c)
 		fprintf(stderr, "tdcrypt-kbs: created master key %s (0600); back it up offline\n",
 			c->master_key);
 	}
-	if (tdc_store_open(c->db, c->master_key, &s, &e) < 0)
+	if (tdc_store_open_ex(c->db, c->master_key, TDC_STORE_EXCLUSIVE, &s, &e) < 0)
 		return fail("init: store", &e);
 	tdc_store_close(s);
 	fprintf(stderr, "tdcrypt-kbs: store %s ready\n", c->db);
 	return 0;
 }
 
+static int do_check(const struct tdc_kbs_config *c, bool full)
+{
+	struct tdc_error e;
+	struct tdc_store *s = NULL;
+	struct tdc_store_health h;
+	tdc_error_clear(&e);
+	if (tdc_store_open(c->db, c->master_key, &s, &e) < 0)
+		return fail("check", &e);
+	int r = tdc_store_check(s, full, &h, &e);
+	tdc_store_close(s);
+	if (r < 0)
+		return fail("check", &e);
+	printf("store %s: %s ok, master key ok, schema %d, %zu secrets (all open), "
+	       "%zu audit records (last %lld)\n",
+	       c->db, full ? "integrity_check" : "quick_check", h.schema, h.secrets,
+	       h.audit_records, (long long)h.last_audit_id);
+	return 0;
+}
+
+/* The subcommand's own flags (--full, --out FILE, --from FILE) are taken out of argv
+ * before the broker's flags are parsed. */
+static const char *take_flag(int *argc, char **argv, const char *flag, bool with_value)
+{
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], flag) != 0 || (with_value && i + 1 >= *argc))
+			continue;
+		const char *v = with_value ? argv[i + 1] : argv[i];
+		int n = with_value ? 2 : 1;
+		for (int j = i; j + n <= *argc; j++)
+			argv[j] = argv[j + n];
+		*argc -= n;
+		return v;
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct tdc_kbs_config cfg;
 	struct tdc_error e;
-	bool help = false, init = false;
+	bool help = false;
+	const char *cmd = NULL, *out = NULL, *from = NULL;
+	bool full = false;
 
 	/* no core dumps and no ptrace by other users: the process holds secrets */
 	prctl(PR_SET_DUMPABLE, 0);
 	tdc_error_clear(&e);
-	if (argc >= 2 && !strcmp(argv[1], "init")) {
-		init = true;
+	if (argc >= 2 && (!strcmp(argv[1], "init") || !strcmp(argv[1], "check") ||
+			  !strcmp(argv[1], "backup") || !strcmp(argv[1], "restore"))) {
+		cmd = argv[1];
 		argv++;
 		argc--;
+		full = take_flag(&argc, argv, "--full", false) != NULL;
+		out = take_flag(&argc, argv, "--out", true);
+		from = take_flag(&argc, argv, "--from", true);
 	}
 	tdc_kbs_config_init(&cfg);
 	if (tdc_kbs_config_args(argc, argv, &cfg, &help, &e) < 0) {
@@ -100,8 +153,36 @@ int main(int argc, char **argv)
 		tdc_kbs_config_free(&cfg);
 		return 0;
 	}
-	if (init) {
-		int rc = do_init(&cfg);
+	if (cmd) {
+		int rc = 0;
+		if (!cfg.db || (strcmp(cmd, "backup") && !cfg.master_key)) {
+			fprintf(stderr, "tdcrypt-kbs %s: needs --db%s (or --config)\n", cmd,
+				strcmp(cmd, "backup") ? " and --master-key" : "");
+			rc = 3;
+		} else if (!strcmp(cmd, "init")) {
+			rc = do_init(&cfg);
+		} else if (!strcmp(cmd, "check")) {
+			rc = do_check(&cfg, full);
+		} else if (!strcmp(cmd, "backup")) {
+			if (!out) {
+				fprintf(stderr, "tdcrypt-kbs backup: needs --out FILE\n");
+				rc = 3;
+			} else if (tdc_store_backup(cfg.db, out, &e) < 0) {
+				rc = fail("backup", &e);
+			} else {
+				fprintf(stderr, "tdcrypt-kbs: backup of %s written to %s (0600; its "
+						"secrets open only with the master key)\n",
+					cfg.db, out);
+			}
+		} else if (!from) {
+			fprintf(stderr, "tdcrypt-kbs restore: needs --from FILE\n");
+			rc = 3;
+		} else if (tdc_store_restore(from, cfg.db, cfg.master_key, &e) < 0) {
+			rc = fail("restore", &e);
+		} else {
+			fprintf(stderr, "tdcrypt-kbs: %s restored from %s (checked whole)\n", cfg.db,
+				from);
+		}
 		tdc_kbs_config_free(&cfg);
 		return rc;
 	}

@@ -27,7 +27,7 @@
 /* The e->reason of a lookup of an unknown ID (compare with strcmp or ==). */
 #define TDC_STORE_NO_SUCH_SECRET "no such secret"
 /* Highest schema version this code knows. */
-#define TDC_STORE_SCHEMA_VERSION 2
+#define TDC_STORE_SCHEMA_VERSION 3
 
 /* ---- secret plaintext buffers ---- */
 
@@ -59,7 +59,42 @@ struct tdc_store;
  */
 int tdc_store_open(const char *path, const char *master_key_path, struct tdc_store **out,
 		   struct tdc_error *e) TDC_MUST_USE;
+/*
+ * tdc_store_open with flags. Every open checks the store (PRAGMA quick_check) and
+ * that the master key is the store's own, and refuses a damaged store or a wrong key.
+ * TDC_STORE_EXCLUSIVE: the caller is the broker: the store is locked ("<db>.lock",
+ * flock) while open, and a second broker, init or restore is refused.
+ */
+#define TDC_STORE_EXCLUSIVE 1u
+int tdc_store_open_ex(const char *path, const char *master_key_path, unsigned flags,
+		      struct tdc_store **out, struct tdc_error *e) TDC_MUST_USE;
+/* True if something exists at path (init refuses to make a store over it). */
+bool tdc_store_exists(const char *path);
 void tdc_store_close(struct tdc_store *s);
+
+/* What a check found (tdc_store_check). */
+struct tdc_store_health {
+	int schema;
+	size_t secrets;       /* all of them opened with the master key */
+	size_t audit_records;
+	int64_t last_audit_id;
+	bool full;            /* integrity_check rather than quick_check */
+};
+/* The structure of the file (quick_check, or integrity_check when full), the master
+ * key check, and every secret decrypted (then wiped). */
+int tdc_store_check(struct tdc_store *s, bool full, struct tdc_store_health *h,
+		    struct tdc_error *e) TDC_MUST_USE;
+/* Online backup of the store at db into out (a new file, 0600): one consistent snapshot
+ * (SQLite's backup API; a running broker goes on), checked, fsync'd, then renamed into
+ * place. No key is needed: secrets stay sealed under the master key. */
+int tdc_store_backup(const char *db, const char *out, struct tdc_error *e) TDC_MUST_USE;
+/* Offline restore: refused while the store is locked (a broker runs); the backup is
+ * checked whole and with master_key before it replaces db (its old WAL and shared
+ * memory removed). */
+int tdc_store_restore(const char *backup, const char *db, const char *master_key,
+		      struct tdc_error *e) TDC_MUST_USE;
+/* Gives SQLite's unused cache memory back (after a flood). */
+void tdc_store_release_memory(struct tdc_store *s);
 int tdc_store_schema_version(struct tdc_store *s, int *version, struct tdc_error *e)
 	TDC_MUST_USE;
 

@@ -300,6 +300,7 @@ json_object *kbs_metrics_json(const struct kbs_metrics *m)
 		{ "audit_sampled", &m->audit_sampled },
 		{ "audit_skipped", &m->audit_skipped },
 		{ "log_suppressed", &m->log_suppressed },
+		{ "memory_trims", &m->memory_trims },
 		{ "open", &m->open },
 		{ "open_busy", &m->open_busy },
 		{ "peak", &m->peak },

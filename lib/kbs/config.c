@@ -14,6 +14,10 @@
 const char tdc_kbs_usage[] =
 	"usage: tdcrypt-kbs [--config FILE] [options]\n"
 	"       tdcrypt-kbs init [--config FILE] [--master-key PATH] [--db PATH]\n"
+	"       tdcrypt-kbs check [--full] [--config FILE | --db PATH --master-key PATH]\n"
+	"       tdcrypt-kbs backup --out FILE [--config FILE | --db PATH]   (online)\n"
+	"       tdcrypt-kbs restore --from FILE [--config FILE | --db PATH --master-key PATH]\n"
+	"                         (the broker stopped; the backup is checked first)\n"
 	"  --config FILE          JSON config; the options below override it\n"
 	"  --listen ADDR:PORT     default 127.0.0.1:50051 ([::1]:PORT for IPv6)\n"
 	"  --cert PEM --key PEM   the broker's TLS certificate (chain) and private key\n"

@@ -251,6 +251,7 @@ struct kbs_metrics {
 	_Atomic uint64_t audit_sampled;     /* of those, written to the audit trail */
 	_Atomic uint64_t audit_skipped;     /* and left out of it (counted here) */
 	_Atomic uint64_t log_suppressed;    /* log lines left out by the rate limit */
+	_Atomic uint64_t memory_trims;      /* free memory given back after a flood */
 	_Atomic uint64_t open, open_busy, peak;
 };
 /* {"accepted":N,...} of m (a new object). */

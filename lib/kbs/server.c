@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -59,6 +60,14 @@
 #define BUSY_MAX 32u
 #define BUSY_PER_SOURCE 4u
 #define ADMIN_MAX 16u
+/*
+ * Memory after a flood: glibc keeps freed connection memory in its arenas, so the
+ * broker's RSS stayed at its peak (bench-kbs: 146 MiB after 2,000 connections closed,
+ * idle 13 MiB). When the connections fall to half of what they were, and at least
+ * TRIM_MIN fewer, the loop gives the free pages back (malloc_trim), at most once a second.
+ */
+#define TRIM_MIN 256u
+#define TRIM_EVERY_MS 1000
 /* unauthenticated refusals into the audit trail: 10 at once, then 6 a minute */
 #define SAMPLE_BURST 10u
 #define SAMPLE_PER_MINUTE 6u
@@ -152,6 +161,9 @@ struct tdc_kbs {
 	struct kbs_bucket samples;
 	uint64_t unaudited; /* unauthenticated refusals since the last sample */
 	struct kbs_ratelog rl[RL__N];
+	size_t trim_mark; /* most connections since the last trim */
+	int64_t trim_ms;
+	bool trim_due;
 	/* workers */
 	pthread_t *threads;
 	unsigned nthreads;
@@ -325,6 +337,8 @@ static int next_timeout(struct tdc_kbs *k)
 			best = end;
 	}
 	pthread_mutex_unlock(&k->sample_lock);
+	if (k->trim_due && (best < 0 || k->trim_ms + TRIM_EVERY_MS < best))
+		best = k->trim_ms + TRIM_EVERY_MS;
 	if (best < 0)
 		return -1;
 	return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
@@ -904,6 +918,26 @@ static struct conn *conn_new(struct tdc_kbs *k, int fd, enum lane lane, struct k
 	return c;
 }
 
+static void release_memory(struct tdc_kbs *k)
+{
+	size_t open = k->nconns + k->nbusy;
+	if (open > k->trim_mark)
+		k->trim_mark = open;
+	if (k->trim_mark - open < TRIM_MIN || open > k->trim_mark / 2)
+		return;
+	int64_t now = mono_ms();
+	if (now - k->trim_ms < TRIM_EVERY_MS) {
+		k->trim_due = true; /* next_timeout wakes the loop for it */
+		return;
+	}
+	k->trim_ms = now;
+	k->trim_mark = open;
+	k->trim_due = false;
+	tdc_store_release_memory(k->store);
+	malloc_trim(0);
+	atomic_fetch_add(&k->m.memory_trims, 1);
+}
+
 static void on_accept(struct tdc_kbs *k)
 {
 	for (;;) {
@@ -1300,7 +1334,8 @@ static int make_ssl_ctx(struct tdc_kbs *k, bool busy, struct tdc_error *e)
 	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
 		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot disable session tickets");
 	SSL_CTX_set_max_cert_list(ctx, TDC_MAX_KBS_CERT_LIST);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* an idle connection holds no TLS record buffers (about 34 KiB each) */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	return 0;
 }
 
@@ -1514,7 +1549,8 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 	if (k->cfg.workers == 0)
 		k->cfg.workers = TDC_KBS_DEFAULT_WORKERS;
 
-	int r = tdc_store_open(k->cfg.db, k->cfg.master_key, &k->store, e);
+	/* one broker per store: the store stays locked while it runs */
+	int r = tdc_store_open_ex(k->cfg.db, k->cfg.master_key, TDC_STORE_EXCLUSIVE, &k->store, e);
 	uint8_t *root = NULL;
 	size_t root_len = 0;
 	if (r == 0 && k->cfg.sim_root && *k->cfg.sim_root)
@@ -1651,6 +1687,7 @@ int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
 		expire(k);
 		flush_suppressed(k, false);
 		reap(k);
+		release_memory(k);
 	}
 	flush_suppressed(k, true);
 	json_object *o = log_obj(k, "info", "stopping");

@@ -58,13 +58,14 @@ static void commit_batch(struct tdc_store *s, struct audit_waiter *batch)
 	struct tdc_error e;
 	tdc_error_clear(&e);
 	pthread_mutex_lock(&s->lock);
-	int r = 0;
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+	int r = tdc_store_damaged(s, &e);
+	if (r == 0 && sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		r = STORE_DB_FAIL(&e, s->db, "cannot start an audit transaction");
 	for (struct audit_waiter *w = batch; r == 0 && w; w = w->next)
 		w->rc = insert_locked(s, w->rec, &w->id, &w->err);
 	if (r == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		r = STORE_DB_FAIL(&e, s->db, "cannot commit the audit log");
+		r = s->damaged ? tdc_store_damaged(s, &e)
+			       : STORE_DB_FAIL(&e, s->db, "cannot commit the audit log");
 	if (r < 0) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		for (struct audit_waiter *w = batch; w; w = w->next) {

@@ -47,6 +47,14 @@ static const char *const migrations[TDC_STORE_SCHEMA_VERSION] = {
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	"  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
 	"PRAGMA user_version = 2;",
+
+	/* 2 -> 3: store metadata (the master key check value) */
+	"CREATE TABLE meta ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  value BLOB NOT NULL,"
+	"  nonce BLOB"
+	") STRICT;"
+	"PRAGMA user_version = 3;",
 };
 
 int tdc_store_user_version(sqlite3 *db, int *version, struct tdc_error *e)

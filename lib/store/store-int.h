@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -29,6 +30,15 @@ struct tdc_store {
 	struct audit_waiter *pending;
 	struct audit_waiter **pending_tail;
 	bool leader_active;
+	/* integrity.c: the broker's exclusive lock, and the WAL it must keep writing to */
+	int lock_fd;
+	char *wal_path;
+	int wal_fd;
+	dev_t wal_dev;
+	ino_t wal_ino;
+	off_t wal_max;
+	bool wal_seen, damaged;
+	char damage[300];
 };
 
 /* Records the SQLite error of db into e as TDC_E_IO. */
@@ -64,3 +74,21 @@ int tdc_store_insert_locked(struct tdc_store *s, const char *id, const uint8_t *
 /* Validates policy JSON and returns its canonical form (malloc'd); NULL in, NULL out. */
 int tdc_store_canon_policy(const char *policy_json, char **out, struct tdc_error *e)
 	TDC_MUST_USE;
+
+/* ---- integrity.c ---- */
+
+/* An exclusive, non-blocking flock on "<db>.lock"; *fd holds it until closed. */
+int tdc_store_lock(const char *db, int *fd, struct tdc_error *e) TDC_MUST_USE;
+/* PRAGMA quick_check (full: integrity_check); path names the file in the error. */
+int tdc_store_quick_check(sqlite3 *db, bool full, const char *path, struct tdc_error *e)
+	TDC_MUST_USE;
+/* Verifies (or, at the first open, writes) the sealed master-key check value. */
+int tdc_store_key_check(struct tdc_store *s, struct tdc_error *e) TDC_MUST_USE;
+/* Remembers the WAL the store writes to and checks it after every commit. */
+int tdc_store_watch_wal(struct tdc_store *s, const char *db, struct tdc_error *e) TDC_MUST_USE;
+/* 0, or the error that says the store was damaged under it (caller holds the lock). */
+int tdc_store_damaged(struct tdc_store *s, struct tdc_error *e) TDC_MUST_USE;
+/* Before sqlite3_close: a damaged store is closed without its checkpoint. */
+void tdc_store_close_checked(struct tdc_store *s);
+/* After sqlite3_close: the WAL descriptor goes. */
+void tdc_store_unwatch_wal(struct tdc_store *s);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -73,12 +74,15 @@ static int exec(sqlite3 *db, const char *sql, const char *reason, struct tdc_err
 
 static int open_db(const char *path, sqlite3 **db, struct tdc_error *e)
 {
-	/* create it 0600 ourselves: SQLite would use 0644 & ~umask (WAL/SHM inherit the mode) */
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	/* create it 0600 ourselves: SQLite would use 0644 & ~umask (WAL/SHM inherit the mode).
+	 * Only a file that does not exist yet: close() on a descriptor of an existing store
+	 * would drop every POSIX lock this process holds on it, another connection's too. */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST)
 		return TDC_FAILF(e, TDC_E_IO, "cannot open the store", "%s: %s", path,
 				 strerror(errno));
-	close(fd);
 	int rc = sqlite3_open_v2(path, db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 					 SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
@@ -103,8 +107,20 @@ static int open_db(const char *path, sqlite3 **db, struct tdc_error *e)
 	return 0;
 }
 
+bool tdc_store_exists(const char *path)
+{
+	struct stat st;
+	return path && lstat(path, &st) == 0;
+}
+
 int tdc_store_open(const char *path, const char *master_key_path, struct tdc_store **out,
 		   struct tdc_error *e)
+{
+	return tdc_store_open_ex(path, master_key_path, 0, out, e);
+}
+
+int tdc_store_open_ex(const char *path, const char *master_key_path, unsigned flags,
+		      struct tdc_store **out, struct tdc_error *e)
 {
 	if (!out)
 		return TDC_FAIL(e, TDC_E_USAGE, "no output");
@@ -125,11 +141,21 @@ int tdc_store_open(const char *path, const char *master_key_path, struct tdc_sto
 		return TDC_FAIL(e, TDC_E_INTERNAL, "cannot create a mutex");
 	}
 	s->pending_tail = &s->pending;
-	int r = tdc_store_load_key(master_key_path, &s->seal_key, e);
+	s->lock_fd = -1;
+	s->wal_fd = -1;
+	int r = flags & TDC_STORE_EXCLUSIVE ? tdc_store_lock(path, &s->lock_fd, e) : 0;
+	if (r == 0)
+		r = tdc_store_load_key(master_key_path, &s->seal_key, e);
 	if (r == 0)
 		r = open_db(path, &s->db, e);
 	if (r == 0)
+		r = tdc_store_quick_check(s->db, false, path, e);
+	if (r == 0)
 		r = tdc_store_migrate(s->db, TDC_STORE_SCHEMA_VERSION, e);
+	if (r == 0)
+		r = tdc_store_key_check(s, e);
+	if (r == 0)
+		r = tdc_store_watch_wal(s, path, e);
 	if (r < 0) {
 		tdc_store_close(s);
 		return r;
@@ -142,7 +168,13 @@ void tdc_store_close(struct tdc_store *s)
 {
 	if (!s)
 		return;
+	if (s->db)
+		tdc_store_close_checked(s);
 	sqlite3_close(s->db);
+	tdc_store_unwatch_wal(s);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* after the database: the lock covers its last checkpoint */
+	free(s->wal_path);
 	tdc_secret_free(&s->seal_key);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->group_lock);
@@ -221,9 +253,11 @@ int tdc_store_secret_get(struct tdc_store *s, const char *id, struct tdc_secret 
 	out->len = 0;
 	TDC_GUARD(tdc_store_check_id(id, e));
 	pthread_mutex_lock(&s->lock);
-	sqlite3_stmt *st;
-	int r = tdc_store_prepare(s->db, "SELECT ciphertext, nonce FROM secrets WHERE id = ?1",
-				  &st, e);
+	sqlite3_stmt *st = NULL;
+	int r = tdc_store_damaged(s, e);
+	if (r == 0)
+		r = tdc_store_prepare(s->db, "SELECT ciphertext, nonce FROM secrets WHERE id = ?1",
+				      &st, e);
 	if (r == 0) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		int rc = sqlite3_step(st);

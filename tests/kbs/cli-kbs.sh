@@ -54,6 +54,17 @@ grep -q PLAINTEXT "$D/err" || fail "no plaintext warning"
 "$TDCRYPT" secret rm piped >/dev/null || fail "rm"
 "$TDCRYPT" secret list | grep -q "^piped " && fail "rm did not remove"
 "$TDCRYPT" secret audit >/dev/null || fail "audit"
+# the store while the broker runs: a second broker, init and restore refused; check and an
+# online backup work
+"$KBS" --config "$D/kbs.json" 2>"$D/err2" && fail "a second broker on the same store"
+grep -q "the store is in use" "$D/err2" || fail "second broker: $(cat "$D/err2")"
+"$KBS" init --config "$D/kbs.json" 2>"$D/err2" && fail "init over a live store"
+grep -q "exists; init only makes a new one" "$D/err2" || fail "init: $(cat "$D/err2")"
+"$KBS" check --config "$D/kbs.json" | grep -q "quick_check ok, master key ok" || fail "check"
+"$KBS" backup --config "$D/kbs.json" --out "$D/backup.db" 2>/dev/null || fail "online backup"
+[ "$(stat -c %a "$D/backup.db")" = 600 ] || fail "backup mode"
+"$KBS" restore --config "$D/kbs.json" --from "$D/backup.db" 2>"$D/err2" && fail "restore under a live broker"
+grep -q "the store is in use" "$D/err2" || fail "restore: $(cat "$D/err2")"
 out=$("$TDCRYPT" broker metrics) || fail "metrics"
 echo "$out" | grep -qE '^accepted +[0-9]+$' || fail "metrics: $out"
 "$TDCRYPT" broker metrics --json | grep -q '"handshake_failed":' || fail "metrics --json"
@@ -62,6 +73,9 @@ kill -TERM "$PID"
 wait "$PID" || fail "broker exit status"
 PID=
 grep -q '"event":"stopping"' "$D/log" || fail "no clean stop"
+# stopped: the backup replaces the store (the later rotation and removal undone)
+"$KBS" restore --config "$D/kbs.json" --from "$D/backup.db" 2>/dev/null || fail "restore"
+"$KBS" check --full --config "$D/kbs.json" | grep -q "integrity_check ok" || fail "check --full"
 [ -e "$D/run/kbs.sock" ] && fail "admin socket left behind"
 for s in top-secret-passphrase from-stdin pw1 pw2 dG9wLXNlY3JldC1wYXNzcGhyYXNl; do
 	grep -q "$s" "$D/log" && fail "secret '$s' in the log"
