@@ -940,7 +940,27 @@ static void cost_split(void)
 
 /* ---- memory of a separate broker process with many connections ---- */
 
+static long status_kib_one(pid_t pid, const char *field);
+
+/* The broker is two processes (the keeper and its network process): both counted. */
 static long status_kib(pid_t pid, const char *field)
+{
+	char path[96];
+	long sum = status_kib_one(pid, field);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	FILE *f = fopen(path, "r");
+	int child;
+	while (f && fscanf(f, "%d", &child) == 1) {
+		long v = status_kib_one(child, field);
+		if (v > 0)
+			sum += v;
+	}
+	if (f)
+		fclose(f);
+	return sum;
+}
+
+static long status_kib_one(pid_t pid, const char *field)
 {
 	char path[64], line[256];
 	long v = -1;

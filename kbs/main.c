@@ -20,7 +20,6 @@
 #include "tdcrypt/kbs.h"
 #include "tdcrypt/store.h"
 
-static struct tdc_kbs *server;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void log_line(void *arg, const char *line)
@@ -41,8 +40,7 @@ static int64_t wall_clock(void *arg)
 static void on_signal(int sig)
 {
 	(void)sig;
-	if (server)
-		tdc_kbs_stop(server);
+	tdc_kbs_daemon_stop();
 }
 
 static int fail(const char *what, const struct tdc_error *e)
@@ -193,24 +191,16 @@ int main(int argc, char **argv)
 	sigaction(SIGPIPE, &sa, NULL);
 
 	struct tdc_kbs_hooks hooks = { .log = log_line, .now = wall_clock, .arg = NULL };
-	struct tdc_kbs *k = NULL;
-	if (tdc_kbs_new(&cfg, &hooks, &k, &e) < 0) {
-		int rc = fail("start-up", &e);
-		tdc_kbs_config_free(&cfg);
-		return rc;
-	}
-	if (tdc_kbs_sim_root_sha256(k))
+	if (cfg.sim_root && *cfg.sim_root)
 		fprintf(stderr,
-			"tdcrypt-kbs: WARNING: TRUSTING THE SIMULATOR ROOT CA sha256=%s INSTEAD OF "
+			"tdcrypt-kbs: WARNING: TRUSTING THE SIMULATOR ROOT CA %s INSTEAD OF "
 			"INTEL'S. Simulated quotes will be accepted. Testing only!\n",
-			tdc_kbs_sim_root_sha256(k));
-	server = k;
+			cfg.sim_root);
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	int rc = tdc_kbs_run(k, &e) < 0 ? fail("event loop", &e) : 0;
-	server = NULL;
-	tdc_kbs_free(k);
+	/* the keeper here, the network process forked and sandboxed (lib/kbs/daemon.c) */
+	int rc = tdc_kbs_daemon(&cfg, &hooks, &e) < 0 ? fail("broker", &e) : 0;
 	tdc_kbs_config_free(&cfg);
 	return rc;
 }

@@ -35,6 +35,7 @@ struct tdc_kbs_config {
 	uint32_t pccs_timeout_ms;
 	char *admin_socket;    /* "" or NULL: no admin socket */
 	char *sim_root;        /* PEM/DER of the simulator root CA: trust it (tests only) */
+	char *user;            /* the network process runs as this user (default "nobody") */
 	bool has_at;           /* verification time fixed (tests with real vectors only) */
 	int64_t at;
 	unsigned workers;
@@ -54,7 +55,7 @@ void tdc_kbs_config_free(struct tdc_kbs_config *c);
  * with the key named). Keys: listen, cert, key, db, master_key,
  * collateral_dir, pccs_url, pccs_ca, pccs_timeout_ms, admin_socket,
  * allow_simulator_root, at, workers, max_connections, queue_max,
- * max_connections_per_source, handshake_timeout_ms, min_tcb_eval_num. Values overwrite those already in c.
+ * max_connections_per_source, handshake_timeout_ms, min_tcb_eval_num, user. Values overwrite those already in c.
  */
 int tdc_kbs_config_load(const char *path, struct tdc_kbs_config *c, struct tdc_error *e)
 	TDC_MUST_USE;
@@ -86,8 +87,9 @@ struct tdc_kbs_hooks {
 struct tdc_kbs;
 
 /*
- * Opens the store, loads the TLS credentials and the trust anchor, binds the
- * listening socket and the admin socket, and starts the worker threads.
+ * The broker in one process (tests, embedding): opens the store, starts the keeper
+ * (store, master key, audit, admin socket) as threads, loads the TLS credentials and
+ * the trust anchor, binds the listening socket and starts the worker threads.
  */
 int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 		struct tdc_kbs **out, struct tdc_error *e) TDC_MUST_USE;
@@ -95,6 +97,19 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 int tdc_kbs_port(const struct tdc_kbs *k);
 /* Lower-case hex SHA-256 of the trusted simulator root's DER, or NULL. */
 const char *tdc_kbs_sim_root_sha256(const struct tdc_kbs *k);
+/*
+ * The daemon (tdcrypt-kbs): privilege-separated. The process that calls it becomes the
+ * keeper: it opens the store and the master key, serves the admin socket and answers
+ * the network process, which it forks first (before any secret is in memory). The
+ * network process does TLS, HTTP, quote verification and the PCCS as cfg->user, with no
+ * new privileges, Landlock and seccomp, and checks that it can open neither the store
+ * nor the master key. Returns when the network process ended (after
+ * tdc_kbs_daemon_stop, or if it died: then TDC_E_INTERNAL).
+ */
+int tdc_kbs_daemon(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
+		   struct tdc_error *e) TDC_MUST_USE;
+/* Async-signal-safe: asks a running tdc_kbs_daemon to stop. */
+void tdc_kbs_daemon_stop(void);
 /* Runs the event loop until tdc_kbs_stop. */
 int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e) TDC_MUST_USE;
 /* Asks the loop to stop; async-signal-safe, callable from any thread. */

@@ -312,17 +312,18 @@ json_object *kbs_metrics_json(const struct kbs_metrics *m)
 	return o;
 }
 
-static json_object *op_metrics(const struct kbs_metrics *m)
+static json_object *op_metrics(json_object *(*metrics)(void *), void *marg)
 {
+	json_object *m = metrics ? metrics(marg) : NULL;
 	if (!m)
-		return err_reply("usage", "no metrics here");
+		return err_reply("unavailable", "the network process did not answer");
 	json_object *o = ok_reply();
-	json_object_object_add(o, "metrics", kbs_metrics_json(m));
+	json_object_object_add(o, "metrics", m);
 	return o;
 }
 
-char *kbs_admin_handle(struct tdc_store *s, const struct kbs_metrics *m, const char *line,
-		       size_t len, int64_t now)
+char *kbs_admin_handle(struct tdc_store *s, json_object *(*metrics)(void *arg), void *marg,
+		       const char *line, size_t len, int64_t now)
 {
 	json_object *req = NULL, *rep;
 	struct tdc_error e;
@@ -353,7 +354,7 @@ char *kbs_admin_handle(struct tdc_store *s, const struct kbs_metrics *m, const c
 		else if (!strcmp(op, "audit.list"))
 			rep = op_audit(s, req);
 		else if (!strcmp(op, "metrics"))
-			rep = op_metrics(m);
+			rep = op_metrics(metrics, marg);
 		else
 			rep = err_reply("usage", "unknown op");
 		wipe_strings(req);

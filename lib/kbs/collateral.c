@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Where the broker gets collateral for a quote: memory, a PCCS (raw responses
- * kept in the store so a restarted broker works while the PCCS is down), the
- * store's cache, and an offline directory. The first source whose collateral
- * is valid at the verification time wins; if none is, the freshest expired
- * set is handed on so that verification fails closed with a precise reason.
+ * kept in the store, through the keeper, so a restarted broker works while the
+ * PCCS is down), the store's cache, and an offline directory (read once at start:
+ * the network process that uses it cannot read the filesystem later). The first
+ * source whose collateral is valid at the verification time wins; if none is, the
+ * freshest expired set is handed on so that verification fails closed with a
+ * precise reason.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,8 @@
 
 /* Distinct (FMSPC, CA) entries kept in memory; the oldest is dropped beyond. */
 #define COLL_MAX_ENTRIES 64
+/* Bundles of the offline directory (one, or one per FMSPC) */
+#define COLL_MAX_BUNDLES 64
 /* After a failed PCCS fetch for an entry, do not try again for this long. */
 #define PCCS_RETRY_S 60
 
@@ -54,9 +59,16 @@ struct kbs_coll {
 	char *dir;
 	char *url, *ca;
 	uint32_t timeout_ms;
-	struct tdc_store *store;
+	bool cache; /* the store's collateral cache, through the keeper */
 	size_t n;
 	struct ent ents[COLL_MAX_ENTRIES];
+	/* the offline directory, as read at start (or why it could not be) */
+	char dir_error[400];
+	size_t nb;
+	struct bundle {
+		char name[13]; /* FMSPC in hex, or "" for a bundle that serves any */
+		struct tdc_collateral c;
+	} bundles[COLL_MAX_BUNDLES];
 };
 
 int kbs_quote_fmspc(const struct tdc_quote *q, uint8_t fmspc[6], bool *processor_ca,
@@ -188,7 +200,57 @@ static void *xstrdup(const char *s)
 	return s && *s ? strdup(s) : NULL;
 }
 
-int kbs_coll_new(const char *dir, const struct kbs_pccs_opts *pccs, struct tdc_store *store,
+static bool is_fmspc_name(const char *n)
+{
+	size_t i = 0;
+	for (; n[i]; i++)
+		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f') ||
+		      (n[i] >= 'A' && n[i] <= 'F')))
+			return false;
+	return i == 12;
+}
+
+/* A directory of <FMSPC>/ bundles, one bundle (a directory or a dcap-qvl JSON file), or
+ * both; at least one must load. */
+static int preload_dir(struct kbs_coll *k, struct tdc_error *e)
+{
+	struct tdc_error first;
+	tdc_error_clear(&first);
+	DIR *d = opendir(k->dir);
+	for (struct dirent *de; d && (de = readdir(d)) != NULL && k->nb < COLL_MAX_BUNDLES;) {
+		char path[4096];
+		struct stat st;
+		if (!is_fmspc_name(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", k->dir, de->d_name);
+		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+			continue;
+		struct bundle *b = &k->bundles[k->nb];
+		memset(b, 0, sizeof(*b));
+		if (tdc_collateral_load(path, &b->c, first.code ? NULL : &first) < 0)
+			continue;
+		for (int i = 0; i < 12; i++)
+			b->name[i] = (char)(de->d_name[i] | 0x20); /* lower case */
+		k->nb++;
+	}
+	if (d)
+		closedir(d);
+	if (k->nb < COLL_MAX_BUNDLES) {
+		struct bundle *b = &k->bundles[k->nb];
+		memset(b, 0, sizeof(*b));
+		if (tdc_collateral_load(k->dir, &b->c, k->nb || first.code ? NULL : &first) == 0)
+			k->nb++;
+	}
+	if (k->nb)
+		return 0;
+	if (!first.code)
+		return TDC_FAILF(e, TDC_E_IO, "no collateral in the offline directory", "%s", k->dir);
+	if (e)
+		*e = first;
+	return first.code;
+}
+
+int kbs_coll_new(const char *dir, const struct kbs_pccs_opts *pccs, bool cache,
 		 struct kbs_coll **out, struct tdc_error *e)
 {
 	struct kbs_coll *k = calloc(1, sizeof(*k));
@@ -201,11 +263,17 @@ int kbs_coll_new(const char *dir, const struct kbs_pccs_opts *pccs, struct tdc_s
 		k->ca = xstrdup(pccs->ca_file);
 		k->timeout_ms = pccs->timeout_ms;
 	}
-	k->store = store;
+	k->cache = cache;
 	if ((dir && *dir && !k->dir) || (pccs && pccs->url && !k->url)) {
 		kbs_coll_free(k);
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 	}
+	/* an unreadable directory does not stop the broker (a PCCS may serve): every
+	 * quote it would have served fails with this reason, which is logged at start */
+	struct tdc_error de;
+	tdc_error_clear(&de);
+	if (k->dir && preload_dir(k, &de) < 0)
+		tdc_error_format(&de, k->dir_error, sizeof(k->dir_error));
 	*out = k;
 	return 0;
 }
@@ -216,6 +284,8 @@ void kbs_coll_free(struct kbs_coll *k)
 		return;
 	for (size_t i = 0; i < k->n; i++)
 		tdc_collateral_free(&k->ents[i].c);
+	for (size_t i = 0; i < k->nb; i++)
+		tdc_collateral_free(&k->bundles[i].c);
 	pthread_mutex_destroy(&k->lock);
 	free(k->dir);
 	free(k->url);
@@ -294,22 +364,22 @@ static struct tdc_buf *piece_buf(struct kbs_pccs_raw *r, const struct piece *p)
 	return (struct tdc_buf *)((char *)r + p->off);
 }
 
-static int cache_put(struct tdc_store *s, const struct kbs_pccs_raw *raw, const uint8_t fmspc[6],
-		     bool processor, int64_t next, int64_t now, struct tdc_error *e)
+static int cache_put(const struct kbs_pccs_raw *raw, const uint8_t fmspc[6], bool processor,
+		     int64_t next, int64_t now, struct tdc_error *e)
 {
 	char key[64];
 	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
 		const struct tdc_buf *b = piece_buf((struct kbs_pccs_raw *)raw, &pieces[i]);
 		piece_key(&pieces[i], fmspc, processor, key, sizeof(key));
-		TDC_GUARD(tdc_store_collateral_put(s, key, pieces[i].kind,
-						   b->data ? b->data : (const uint8_t *)"", b->len,
-						   next, now, e));
+		TDC_GUARD(kbs_vault_cache_put(key, pieces[i].kind,
+					      b->data ? b->data : (const uint8_t *)"", b->len, next,
+					      now, e));
 	}
 	return 0;
 }
 
-static int cache_get(struct tdc_store *s, const uint8_t fmspc[6], bool processor,
-		     struct kbs_pccs_raw *raw, struct tdc_error *e)
+static int cache_get(const uint8_t fmspc[6], bool processor, struct kbs_pccs_raw *raw,
+		     struct tdc_error *e)
 {
 	char key[64];
 	memset(raw, 0, sizeof(*raw));
@@ -318,8 +388,8 @@ static int cache_get(struct tdc_store *s, const uint8_t fmspc[6], bool processor
 		int64_t next, fetched;
 		bool found = false;
 		piece_key(&pieces[i], fmspc, processor, key, sizeof(key));
-		int r = tdc_store_collateral_get(s, key, pieces[i].kind, &b->data, &b->len, &next,
-						 &fetched, &found, e);
+		int r = kbs_vault_cache_get(key, pieces[i].kind, &b->data, &b->len, &next,
+					    &fetched, &found, e);
 		if (r == 0 && !found)
 			r = TDC_FAILF(e, TDC_E_IO, "no cached collateral", "%s %s", key,
 				      pieces[i].kind);
@@ -355,8 +425,8 @@ static int from_pccs(struct kbs_coll *k, struct ent *en, int64_t now, struct tdc
 	int r = kbs_pccs_fetch(&o, en->fmspc, en->processor, &raw, e);
 	if (r == 0) {
 		r = from_raw(&raw, &c, &next, e);
-		if (r == 0 && k->store)
-			(void)cache_put(k->store, &raw, en->fmspc, en->processor, next, now, NULL);
+		if (r == 0 && k->cache)
+			(void)cache_put(&raw, en->fmspc, en->processor, next, now, NULL);
 		kbs_pccs_raw_free(&raw);
 	}
 	if (r < 0) {
@@ -368,12 +438,12 @@ static int from_pccs(struct kbs_coll *k, struct ent *en, int64_t now, struct tdc
 	return 0;
 }
 
-static int from_cache(struct kbs_coll *k, struct ent *en, struct tdc_error *e)
+static int from_cache(struct ent *en, struct tdc_error *e)
 {
 	struct kbs_pccs_raw raw;
 	struct tdc_collateral c;
 	int64_t next;
-	TDC_GUARD(cache_get(k->store, en->fmspc, en->processor, &raw, e));
+	TDC_GUARD(cache_get(en->fmspc, en->processor, &raw, e));
 	int r = from_raw(&raw, &c, &next, e);
 	kbs_pccs_raw_free(&raw);
 	if (r == 0)
@@ -383,24 +453,26 @@ static int from_cache(struct kbs_coll *k, struct ent *en, struct tdc_error *e)
 
 static int from_dir(struct kbs_coll *k, struct ent *en, struct tdc_error *e)
 {
-	char path[4096], fm[13];
-	struct stat st;
+	char fm[13];
 	struct tdc_collateral c;
 	int64_t next;
+	const struct bundle *b = NULL;
 
-	/* a directory of per-FMSPC bundles, or one bundle */
+	/* the FMSPC's own bundle, else the one that serves any */
 	tdc_hex_encode(en->fmspc, 6, fm);
-	snprintf(path, sizeof(path), "%s/%s", k->dir, fm);
-	if (stat(path, &st) != 0) {
-		for (char *p = fm; *p; p++)
-			if (*p >= 'a' && *p <= 'f')
-				*p = (char)(*p - 'a' + 'A');
-		snprintf(path, sizeof(path), "%s/%s", k->dir, fm);
-		if (stat(path, &st) != 0)
-			snprintf(path, sizeof(path), "%s", k->dir);
-	}
-	memset(&c, 0, sizeof(c));
-	TDC_GUARD(tdc_collateral_load(path, &c, e));
+	for (size_t i = 0; i < k->nb && !b; i++)
+		if (!strcmp(k->bundles[i].name, fm))
+			b = &k->bundles[i];
+	for (size_t i = 0; i < k->nb && !b; i++)
+		if (!k->bundles[i].name[0])
+			b = &k->bundles[i];
+	if (!b && k->dir_error[0])
+		return TDC_FAILF(e, TDC_E_IO, "the offline collateral did not load", "%s",
+				 k->dir_error);
+	if (!b)
+		return TDC_FAILF(e, TDC_E_IO, "no offline collateral for this FMSPC", "%s in %s", fm,
+				 k->dir);
+	TDC_GUARD(kbs_collateral_copy(&b->c, &c, e));
 	int r = kbs_collateral_next_update(&c, &next, e);
 	if (r < 0) {
 		tdc_collateral_free(&c);
@@ -428,8 +500,8 @@ int kbs_coll_get(struct kbs_coll *k, const uint8_t fmspc[6], bool processor_ca, 
 			src = en->source;
 		fresh = en->has && now < en->next_update;
 	}
-	if (!fresh && k->store) {
-		if (from_cache(k, en, first.code ? NULL : &first) == 0)
+	if (!fresh && k->cache) {
+		if (from_cache(en, first.code ? NULL : &first) == 0)
 			src = en->source;
 		fresh = en->has && now < en->next_update;
 	}
@@ -453,4 +525,9 @@ int kbs_coll_get(struct kbs_coll *k, const uint8_t fmspc[6], bool processor_ca, 
 	info->next_update = en->next_update;
 	pthread_mutex_unlock(&k->lock);
 	return r;
+}
+
+const char *kbs_coll_dir_error(const struct kbs_coll *k)
+{
+	return k->dir_error[0] ? k->dir_error : NULL;
 }

@@ -34,6 +34,8 @@ const char tdc_kbs_usage[] =
 	"  --max-connections N    (default 4096)   --queue-max N (default 1024)\n"
 	"  --max-connections-per-source N  from one address (default 256)\n"
 	"  --handshake-timeout-ms N        to finish TLS (default 3000)\n"
+	"  --user NAME            the network process's user (default nobody; the keeper,\n"
+	"                         which holds the store and the master key, stays as started)\n"
 	"  --min-tcb-eval N       refuse collateral with a lower tcbEvaluationDataNumber\n";
 
 void tdc_kbs_config_init(struct tdc_kbs_config *c)
@@ -52,7 +54,7 @@ void tdc_kbs_config_init(struct tdc_kbs_config *c)
 void tdc_kbs_config_free(struct tdc_kbs_config *c)
 {
 	char **s[] = { &c->listen, &c->cert, &c->key, &c->db, &c->master_key, &c->collateral_dir,
-		       &c->pccs_url, &c->pccs_ca, &c->admin_socket, &c->sim_root };
+		       &c->pccs_url, &c->pccs_ca, &c->admin_socket, &c->sim_root, &c->user };
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		free(*s[i]);
 		*s[i] = NULL;
@@ -116,6 +118,7 @@ static const struct opt opts[] = {
 	{ "pccs_timeout_ms", "--pccs-timeout-ms", K_UINT, OFF(pccs_timeout_ms), 600000 },
 	{ "admin_socket", "--admin-socket", K_STR, OFF(admin_socket), 0 },
 	{ "allow_simulator_root", "--allow-simulator-root", K_STR, OFF(sim_root), 0 },
+	{ "user", "--user", K_STR, OFF(user), 0 },
 	{ NULL, "--test-root-ca-for-testing-only", K_STR, OFF(sim_root), 0 },
 	{ "at", "--at", K_TIME, OFF(at), 0 },
 	{ "workers", "--workers", K_UINT, OFF(workers), 256 },

@@ -212,7 +212,7 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p,
 
 	/* the secret and its policy */
 	tdc_error_clear(&e);
-	rc = tdc_store_policy_get(x->store, secret_id, &pjson, &e);
+	rc = kbs_vault_policy(secret_id, &pjson, &e);
 	if (rc < 0) {
 		bool unknown = rc == TDC_E_NOT_FOUND;
 		d->reason = unknown ? KBS_UNKNOWN_SECRET : KBS_INTERNAL;
@@ -252,23 +252,7 @@ void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p,
 		goto out;
 	}
 
-	/* release */
-	tdc_error_clear(&e);
-	rc = tdc_store_secret_get(x->store, secret_id, &d->key, &e);
-	if (rc < 0) {
-		bool unknown = rc == TDC_E_NOT_FOUND;
-		d->reason = unknown ? KBS_UNKNOWN_SECRET : KBS_INTERNAL;
-		set_err(d->detail, sizeof(d->detail), "secret", &e);
-		goto out;
-	}
-	if (d->key.len > TDC_MAX_KBS_SECRET) {
-		tdc_secret_free(&d->key);
-		d->reason = KBS_INTERNAL;
-		snprintf(d->detail, sizeof(d->detail),
-			 "secret %s is larger than the protocol allows (%u bytes)", secret_id,
-			 TDC_MAX_KBS_SECRET);
-		goto out;
-	}
+	/* the release itself is the keeper's (work() in server.c asks it) */
 	d->reason = KBS_OK;
 	char logs[64] = "";
 	if (has_log)

@@ -121,9 +121,13 @@ int kbs_collateral_copy(const struct tdc_collateral *src, struct tdc_collateral 
 struct kbs_coll;
 /* Collateral for quotes: in memory, then the PCCS (stored in the store's
  * cache), then the store's cache, then the offline directory. */
-int kbs_coll_new(const char *dir, const struct kbs_pccs_opts *pccs, struct tdc_store *store,
+/* dir (read at once, bundles kept in memory) and pccs may be NULL; cache: the store's
+ * collateral cache through the keeper (the calling threads have keeper channels). */
+int kbs_coll_new(const char *dir, const struct kbs_pccs_opts *pccs, bool cache,
 		 struct kbs_coll **out, struct tdc_error *e) TDC_MUST_USE;
 void kbs_coll_free(struct kbs_coll *k);
+/* Why the offline directory did not load at start, or NULL. */
+const char *kbs_coll_dir_error(const struct kbs_coll *k);
 /* The FMSPC and PCK CA kind (platform or processor) of a parsed quote's PCK chain. */
 int kbs_quote_fmspc(const struct tdc_quote *q, uint8_t fmspc[6], bool *processor_ca,
 		    struct tdc_error *e) TDC_MUST_USE;
@@ -151,7 +155,6 @@ int kbs_coll_get(struct kbs_coll *k, const uint8_t fmspc[6], bool processor_ca, 
 /* ---- the release decision (decide.c) ---- */
 
 struct kbs_ctx {
-	struct tdc_store *store;
 	struct tdc_verifier *verifier;
 	struct kbs_coll *coll;
 	bool sim_trusted;
@@ -175,15 +178,16 @@ struct kbs_decision {
 	bool authenticated;   /* the quote verified and is bound to the TLS key */
 	char verdict[48];     /* TCB status or verification error name */
 	char claims_digest[65];
-	struct tdc_secret key; /* filled when released */
+	struct tdc_secret key; /* filled by the release */
 };
 void kbs_decision_free(struct kbs_decision *d);
 
 /*
  * PROTOCOL.md §5.1 for one request: evidence and binding of cert, quote
  * verification at now (cached in p for the connection), the request's event log
- * replayed to the quote's RTMRs, then the secret's policy and the release.
- * Never fails: the outcome is in d.
+ * replayed to the quote's RTMRs, then the secret's policy. KBS_OK means "release":
+ * the caller asks the keeper for the key (kbs_vault_release). Never fails: the outcome
+ * is in d.
  */
 void kbs_decide(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p,
 		const struct kbs_http_req *req, int64_t now, struct kbs_decision *d);
@@ -265,5 +269,105 @@ json_object *kbs_metrics_json(const struct kbs_metrics *m);
  * limit?}, metrics (the counters of m; m may be NULL). Replies: {"ok":true,...} or
  * {"ok":false,"error":code,"message":..}.
  */
-char *kbs_admin_handle(struct tdc_store *s, const struct kbs_metrics *m, const char *line,
-		       size_t len, int64_t now);
+char *kbs_admin_handle(struct tdc_store *s, json_object *(*metrics)(void *arg), void *marg,
+		       const char *line, size_t len, int64_t now);
+
+/* ---- privilege separation: the keeper and its protocol (keeper*.c, vault.c) ---- */
+
+#define KBS_KEEPER_MAX_FRAME (TDC_MAX_CACHE_BODY + 65536u)
+#define KBS_KEEPER_MAX_REASON 4096u
+
+/* ops, network process -> keeper (worker channels), and keeper -> network (control) */
+enum kbs_kop {
+	KOP_POLICY = 1,  /* secret_id -> has_policy, policy */
+	KOP_RELEASE = 2, /* a "released" record -> audit_id, key */
+	KOP_AUDIT = 3,   /* a "denied" record -> audit_id */
+	KOP_CACHE_GET = 4,
+	KOP_CACHE_PUT = 5,
+	KOP_METRICS = 16, /* control: -> the network process's counters (JSON) */
+	KOP_READY = 17,   /* control: the keeper has the store (status, error) / listening */
+};
+enum kbs_kst { KST_OK = 0, KST_NOT_FOUND = 1, KST_ERROR = 2 };
+
+struct tdc_wr;
+struct tdc_rd;
+int kbs_frame_send(int fd, const uint8_t *p, size_t n, struct tdc_error *e) TDC_MUST_USE;
+/* *p malloc'd (free with kbs_frame_free, which wipes it). */
+int kbs_frame_recv(int fd, uint8_t **p, size_t *n, struct tdc_error *e) TDC_MUST_USE;
+void kbs_frame_free(uint8_t *p, size_t n);
+void kbs_put_str(struct tdc_wr *w, const char *s);
+void kbs_put_blob(struct tdc_wr *w, const uint8_t *p, size_t n);
+void kbs_put_record(struct tdc_wr *w, const struct tdc_audit_record *rec);
+int kbs_get_blob(struct tdc_rd *r, size_t cap, struct tdc_rd *out, const char *field,
+		 struct tdc_error *e) TDC_MUST_USE;
+int kbs_get_str(struct tdc_rd *r, size_t cap, char **out, const char *field,
+		struct tdc_error *e) TDC_MUST_USE;
+int kbs_get_i64(struct tdc_rd *r, int64_t *v, const char *field, struct tdc_error *e)
+	TDC_MUST_USE;
+/* The strings are malloc'd (kbs_record_free). */
+int kbs_get_record(struct tdc_rd *r, struct tdc_audit_record *rec, struct tdc_error *e)
+	TDC_MUST_USE;
+void kbs_record_free(struct tdc_audit_record *rec);
+
+struct kbs_keeper_opts {
+	void (*log)(void *arg, const char *json_line); /* may be NULL */
+	int64_t (*now)(void *arg);
+	void *arg;
+	const char *admin_socket; /* "" or NULL: none */
+	int control_fd;           /* the keeper's end of the control channel, or -1 */
+};
+struct kbs_keeper;
+/* One serving thread per channel fd (the keeper's ends), and the admin socket. */
+int kbs_keeper_start(struct tdc_store *s, const struct kbs_keeper_opts *o, const int *fds,
+		     size_t n, struct kbs_keeper **out, struct tdc_error *e) TDC_MUST_USE;
+/* Closes the admin socket, ends the channels and joins their threads. */
+void kbs_keeper_stop(struct kbs_keeper *k);
+
+/* The calling thread's channel to the keeper (a worker binds its own at start). */
+void kbs_vault_bind(int fd);
+/* *policy: malloc'd JSON, or NULL when the secret has none; unknown: TDC_E_NOT_FOUND. */
+int kbs_vault_policy(const char *secret_id, char **policy, struct tdc_error *e) TDC_MUST_USE;
+/* The keeper reads the secret, makes rec (decision released) durable, then sends the key. */
+int kbs_vault_release(const struct tdc_audit_record *rec, struct tdc_secret *key,
+		      int64_t *audit_id, struct tdc_error *e) TDC_MUST_USE;
+/* A denial (rec->decision denied). */
+int kbs_vault_audit(const struct tdc_audit_record *rec, int64_t *audit_id, struct tdc_error *e)
+	TDC_MUST_USE;
+int kbs_vault_cache_get(const char *key, const char *kind, uint8_t **body, size_t *len,
+			int64_t *next_update, int64_t *fetched, bool *found, struct tdc_error *e)
+	TDC_MUST_USE;
+int kbs_vault_cache_put(const char *key, const char *kind, const uint8_t *body, size_t len,
+			int64_t next_update, int64_t fetched, struct tdc_error *e) TDC_MUST_USE;
+
+/* ---- the network side as its own process (server.c, daemon.c) ---- */
+
+/* chan: this side's channel ends, one per worker and the control channel last
+ * (taken over). Sets up TLS, the verifier, collateral and the listening socket. */
+int kbs_net_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h, const int *chan,
+		struct tdc_kbs **out, struct tdc_error *e) TDC_MUST_USE;
+/* Waits for the keeper's READY, enters the sandbox, starts the workers, logs
+ * "listening" and answers READY. */
+int kbs_net_start(struct tdc_kbs *k, struct tdc_error *e) TDC_MUST_USE;
+int kbs_net_control_fd(const struct tdc_kbs *k);
+/* READY on the control channel (err NULL or clear: ready). */
+int kbs_send_ready(int fd, const struct tdc_error *err);
+int kbs_recv_ready(int fd, struct tdc_error *e) TDC_MUST_USE;
+
+/* ---- the network process's sandbox (sandbox.c) ---- */
+
+struct kbs_sandbox_report {
+	unsigned uid, gid;
+	bool dropped;       /* setuid/setgid to the configured user */
+	bool no_new_privs;
+	int landlock_abi;   /* 0: not available */
+	bool seccomp;
+	char store[48], master_key[48]; /* what opening them now gives, e.g. "EACCES" */
+};
+/*
+ * Called in the network process, before its threads start: drops to user (when root),
+ * no new privileges, Landlock (read-only access to what name resolution and TLS need),
+ * a seccomp allow-list; then checks that the store and the master key no longer open
+ * and fails closed if they do.
+ */
+int kbs_sandbox_enter(const char *user, const char *store, const char *master_key,
+		      struct kbs_sandbox_report *rep, struct tdc_error *e) TDC_MUST_USE;

@@ -6,7 +6,8 @@
  * length, so each stays sorted by construction). The slow parts of a request
  * (quote verification, collateral, policy, store, audit) run on a small
  * worker pool; results come back through an eventfd. No thread ever blocks
- * on a client.
+ * on a client. The store is not here: workers ask the keeper (keeper.c) over
+ * their own channels, and the keeper also serves the admin socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,13 +41,13 @@
 #include "kbs/kbs-int.h"
 #include "tdcrypt/ratls.h"
 #include "util/util.h"
+#include "util/wr.h"
 
 /* A request without an event log fits IN_CAP; one with it needs up to IN_MAX. */
 #define IN_CAP (TDC_MAX_HTTP_HEADER + 4096u)
 #define IN_MAX (TDC_MAX_HTTP_HEADER + TDC_MAX_HTTP_BODY)
 #define IDLE_MS 15000
 #define LINGER_MS 2000
-#define ADMIN_MS 30000
 #define MAX_EVENTS 128
 /*
  * Admission (PROTOCOL.md section 7). A handshake that has not finished after
@@ -59,7 +60,6 @@
 #define STALLED_MS 1000
 #define BUSY_MAX 32u
 #define BUSY_PER_SOURCE 4u
-#define ADMIN_MAX 16u
 /*
  * Memory after a flood: glibc keeps freed connection memory in its arenas, so the
  * broker's RSS stayed at its peak (bench-kbs: 146 MiB after 2,000 connections closed,
@@ -72,13 +72,13 @@
 #define SAMPLE_BURST 10u
 #define SAMPLE_PER_MINUTE 6u
 
-enum kind { K_LISTEN, K_ADMIN_LISTEN, K_WAKE, K_CONN, K_ADMIN };
+enum kind { K_LISTEN, K_WAKE, K_CONN, K_CONTROL };
 struct evsrc {
 	enum kind kind;
 };
 
 enum cstate { S_HANDSHAKE, S_READ, S_WORK, S_WRITE, S_LINGER, S_DEAD };
-enum tq { TQ_NONE = -1, TQ_HANDSHAKE = 0, TQ_10S, TQ_IDLE, TQ_LINGER, TQ_ADMIN, TQ__N };
+enum tq { TQ_NONE = -1, TQ_HANDSHAKE = 0, TQ_10S, TQ_IDLE, TQ_LINGER, TQ__N };
 /* rate-limited log lines, by kind */
 enum rl { RL_REFUSED, RL_EVICTED, RL_HANDSHAKE, RL_BUSY, RL_UNAUTHENTICATED, RL__N };
 static const char *const rl_name[RL__N] = { "connection_refused", "connection_evicted",
@@ -139,18 +139,27 @@ struct tdc_kbs {
 	struct tdc_kbs_config cfg;
 	struct tdc_kbs_hooks hooks;
 	struct kbs_ctx ctx;
+	/* in-process mode only (tdc_kbs_new): the store and its keeper, as threads */
 	struct tdc_store *store;
+	struct kbs_keeper *keeper;
+	int *keeper_fds; /* the keeper's ends of the channels */
+	/* this side's ends: one per worker, and the control channel */
+	int *chan;
+	int control_fd;
+	struct evsrc control_src;
+	bool sandboxed;
+	struct kbs_sandbox_report sandbox;
 	SSL_CTX *ssl_ctx, *busy_ctx;
 	int ep, spare_fd;
-	struct evsrc listen_src, admin_src, wake_src;
-	int listen_fd, admin_fd, wake_fd;
+	struct evsrc listen_src, wake_src;
+	int listen_fd, wake_fd;
 	int port;
 	char sim_sha[65];
 	bool has_sim;
 	volatile sig_atomic_t stop;
 	struct conn *conns;
 	struct conn *dead;
-	size_t nconns, nbusy, nadmin;
+	size_t nconns, nbusy;
 	struct tq_list tq[TQ__N];
 	int64_t tq_ms[TQ__N];
 	/* admission */
@@ -420,9 +429,7 @@ static void conn_close(struct tdc_kbs *k, struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->st = S_DEAD;
-	if (c->src.kind == K_ADMIN) {
-		k->nadmin--;
-	} else if (c->busy_lane) {
+	if (c->busy_lane) {
 		k->nbusy--;
 		c->origin->busy--;
 	} else {
@@ -933,7 +940,6 @@ static void release_memory(struct tdc_kbs *k)
 	k->trim_ms = now;
 	k->trim_mark = open;
 	k->trim_due = false;
-	tdc_store_release_memory(k->store);
 	malloc_trim(0);
 	atomic_fetch_add(&k->m.memory_trims, 1);
 }
@@ -1001,7 +1007,8 @@ static void work(struct tdc_kbs *k, struct job *j)
 			name_certificate(j->cert, &d);
 	}
 
-	/* the audit record first: a release that cannot be recorded does not happen */
+	/* the audit record first: a release that cannot be recorded does not happen. The
+	 * keeper makes a release's record durable, then hands over the key. */
 	bool authenticated = j->preset == KBS_OK && d.authenticated;
 	uint64_t skipped = 0;
 	bool record = authenticated || j->sampled || audit_sample(k, &skipped);
@@ -1024,9 +1031,19 @@ static void work(struct tdc_kbs *k, struct job *j)
 	int64_t audit_id = 0;
 	struct tdc_error e;
 	tdc_error_clear(&e);
-	if (record && tdc_store_audit_append(k->store, &rec, &audit_id, &e) < 0) {
+	if (d.reason == KBS_OK && kbs_vault_release(&rec, &d.key, &audit_id, &e) < 0) {
+		/* not released: that is a decision of its own, recorded as one */
 		char buf[400];
-		tdc_secret_free(&d.key);
+		bool unknown = e.code == TDC_E_NOT_FOUND;
+		d.reason = unknown ? KBS_UNKNOWN_SECRET : KBS_INTERNAL;
+		snprintf(d.detail, sizeof(d.detail), "%s: %s", unknown ? "secret" : "release",
+			 tdc_error_format(&e, buf, sizeof(buf)));
+		snprintf(reason, sizeof(reason), "%s: %s", kbs_reason_code(d.reason), d.detail);
+		rec.decision = TDC_AUDIT_DENIED;
+		tdc_error_clear(&e);
+	}
+	if (d.reason != KBS_OK && record && kbs_vault_audit(&rec, &audit_id, &e) < 0) {
+		char buf[400];
 		d.reason = KBS_INTERNAL;
 		snprintf(d.detail, sizeof(d.detail), "audit record not written: %s",
 			 tdc_error_format(&e, buf, sizeof(buf)));
@@ -1035,7 +1052,7 @@ static void work(struct tdc_kbs *k, struct job *j)
 
 	if (j->preset != KBS_HANDSHAKE)
 		atomic_fetch_add(d.reason == KBS_OK ? &k->m.released : &k->m.denied, 1);
-	if (!record && !log_allowed(k, RL_UNAUTHENTICATED))
+	if (!record && d.reason != KBS_OK && !log_allowed(k, RL_UNAUTHENTICATED))
 		goto respond;
 	json_object *o = log_obj(k, d.reason == KBS_OK ? "info" : "warning",
 				 j->c ? "request" : "handshake");
@@ -1053,7 +1070,8 @@ static void work(struct tdc_kbs *k, struct job *j)
 	jstr(o, "reason", d.detail);
 	jstr(o, "verdict", d.verdict);
 	jstr(o, "claims_digest", d.claims_digest);
-	json_object_object_add(o, "audit_id", record ? json_object_new_int64(audit_id) : NULL);
+	json_object_object_add(o, "audit_id",
+			       record || d.reason == KBS_OK ? json_object_new_int64(audit_id) : NULL);
 	json_object_object_add(o, "duration_ms", json_object_new_int64(mono_ms() - j->t0_ms));
 	emit(k, o);
 
@@ -1067,9 +1085,17 @@ respond:
 	kbs_decision_free(&d);
 }
 
+struct worker_arg {
+	struct tdc_kbs *k;
+	int chan;
+};
+
 static void *worker(void *arg)
 {
-	struct tdc_kbs *k = arg;
+	struct worker_arg *wa = arg;
+	struct tdc_kbs *k = wa->k;
+	kbs_vault_bind(wa->chan);
+	free(wa);
 	for (;;) {
 		pthread_mutex_lock(&k->lock);
 		while (!k->q_head && !k->w_stop)
@@ -1137,10 +1163,6 @@ static void expire(struct tdc_kbs *k)
 		while (k->tq[q].head && k->tq[q].head->deadline <= now) {
 			struct conn *c = k->tq[q].head;
 			timer_del(k, c);
-			if (c->src.kind == K_ADMIN) {
-				conn_close(k, c);
-				continue;
-			}
 			switch (c->st) {
 			case S_HANDSHAKE:
 				atomic_fetch_add(&k->m.handshake_timeout, 1);
@@ -1163,120 +1185,6 @@ static void expire(struct tdc_kbs *k)
 			default:
 				conn_close(k, c);
 				break;
-			}
-		}
-	}
-}
-
-/* ---- admin socket ---- */
-
-static void admin_accept(struct tdc_kbs *k)
-{
-	for (;;) {
-		int fd = accept4(k->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		if (k->nadmin >= ADMIN_MAX) { /* admin clients are local and few */
-			close(fd);
-			continue;
-		}
-		struct ucred cr;
-		socklen_t cl = sizeof(cr);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 ||
-		    (cr.uid != 0 && cr.uid != geteuid())) {
-			char why[64];
-			snprintf(why, sizeof(why), "uid %u is not root", (unsigned)cr.uid);
-			log_conn(k, "warning", "admin_refused", "unix", why);
-			close(fd);
-			continue;
-		}
-		struct conn *c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		c->src.kind = K_ADMIN;
-		c->fd = fd;
-		c->tq = TQ_NONE;
-		c->st = S_READ;
-		snprintf(c->peer, sizeof(c->peer), "unix:uid=%u,pid=%d", (unsigned)cr.uid,
-			 (int)cr.pid);
-		/* the line buffer may hold a secret: locked, wiped on close */
-		if (tdc_secret_alloc(TDC_MAX_ADMIN_LINE, &c->out, NULL) < 0) {
-			free(c);
-			close(fd);
-			continue;
-		}
-		struct epoll_event e = { .events = EPOLLIN, .data.ptr = c };
-		if (epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
-			tdc_secret_free(&c->out);
-			free(c);
-			close(fd);
-			continue;
-		}
-		c->events = EPOLLIN;
-		c->next = k->conns;
-		if (k->conns)
-			k->conns->prev = c;
-		k->conns = c;
-		k->nadmin++;
-		timer_set(k, c, TQ_ADMIN);
-	}
-}
-
-/* Admin requests are local, small and rare: handled inline, replies written
- * with a short blocking timeout. */
-static void admin_event(struct tdc_kbs *k, struct conn *c)
-{
-	for (;;) {
-		if (c->out_len >= c->out.len) {
-			log_conn(k, "warning", "admin_refused", c->peer, "request line too long");
-			conn_close(k, c);
-			return;
-		}
-		ssize_t n = recv(c->fd, c->out.data + c->out_len, c->out.len - c->out_len,
-				 MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			conn_close(k, c);
-			return;
-		}
-		c->out_len += (size_t)n;
-		timer_set(k, c, TQ_ADMIN);
-		uint8_t *nl;
-		while ((nl = memchr(c->out.data, '\n', c->out_len)) != NULL) {
-			size_t line = (size_t)(nl - c->out.data);
-			char *rep = kbs_admin_handle(k->store, &k->m, (const char *)c->out.data, line,
-						     now_s(k));
-			OPENSSL_cleanse(c->out.data, line + 1);
-			memmove(c->out.data, c->out.data + line + 1, c->out_len - line - 1);
-			c->out_len -= line + 1;
-			OPENSSL_cleanse(c->out.data + c->out_len, line + 1);
-			json_object *o = log_obj(k, "info", "admin");
-			jstr(o, "peer", c->peer);
-			emit(k, o);
-			if (!rep) {
-				conn_close(k, c);
-				return;
-			}
-			size_t len = strlen(rep), off = 0;
-			rep[len] = '\n';
-			struct timeval tv = { 2, 0 };
-			int fl = fcntl(c->fd, F_GETFL);
-			fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
-			setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-			while (off < len + 1) {
-				ssize_t w = send(c->fd, rep + off, len + 1 - off, MSG_NOSIGNAL);
-				if (w <= 0)
-					break;
-				off += (size_t)w;
-			}
-			fcntl(c->fd, F_SETFL, fl);
-			free(rep);
-			if (off < len + 1) {
-				conn_close(k, c);
-				return;
 			}
 		}
 	}
@@ -1385,49 +1293,6 @@ static int listen_tcp(struct tdc_kbs *k, struct tdc_error *e)
 	return 0;
 }
 
-static int listen_admin(struct tdc_kbs *k, struct tdc_error *e)
-{
-	const char *path = k->cfg.admin_socket;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return TDC_FAILF(e, TDC_E_USAGE, "admin socket path too long", "%s", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	/* the parent directory: created private if missing */
-	char dir[sizeof(sa.sun_path)];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			return TDC_FAILF(e, TDC_E_IO, "cannot create the admin socket directory",
-					 "%s: %s", dir, strerror(errno));
-	}
-	/* a stale socket from an earlier run is replaced; anything else is not touched */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return TDC_FAILF(e, TDC_E_IO, "admin socket path exists and is not a socket",
-					 "%s", path);
-		unlink(path);
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return TDC_FAILF(e, TDC_E_IO, "cannot create the admin socket", "%s",
-				 strerror(errno));
-	/* created 0600 from the start: no window where others could connect */
-	mode_t old = umask(0177);
-	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (b < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		int err = errno;
-		close(fd);
-		return TDC_FAILF(e, TDC_E_IO, "cannot listen on the admin socket", "%s: %s", path,
-				 strerror(err));
-	}
-	k->admin_fd = fd;
-	return 0;
-}
-
 static int load_sim_root(struct tdc_kbs *k, uint8_t **der, size_t *der_len, struct tdc_error *e)
 {
 	uint8_t *buf = NULL;
@@ -1473,7 +1338,7 @@ static int load_sim_root(struct tdc_kbs *k, uint8_t **der, size_t *der_len, stru
  */
 static int admission_init(struct tdc_kbs *k, struct tdc_error *e)
 {
-	const unsigned reserve = BUSY_MAX + ADMIN_MAX + 64; /* store, sockets, PCCS, spare */
+	const unsigned reserve = BUSY_MAX + 64 + 2 * k->cfg.workers; /* channels, PCCS, spare */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rlim_t need = (rlim_t)k->cfg.max_conns + reserve;
@@ -1498,8 +1363,7 @@ static int admission_init(struct tdc_kbs *k, struct tdc_error *e)
 		k->cfg.max_conns_per_source = k->cfg.max_conns;
 	if (k->cfg.handshake_timeout_ms == 0)
 		k->cfg.handshake_timeout_ms = TDC_KBS_DEFAULT_HANDSHAKE_MS;
-	const int64_t ms[TQ__N] = { k->cfg.handshake_timeout_ms, 10000, IDLE_MS, LINGER_MS,
-				    ADMIN_MS };
+	const int64_t ms[TQ__N] = { k->cfg.handshake_timeout_ms, 10000, IDLE_MS, LINGER_MS };
 	memcpy(k->tq_ms, ms, sizeof(ms));
 	kbs_bucket_init(&k->samples, SAMPLE_BURST, SAMPLE_PER_MINUTE, mono_ms());
 	k->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -1516,20 +1380,73 @@ static int epoll_add(struct tdc_kbs *k, int fd, struct evsrc *src, struct tdc_er
 	return 0;
 }
 
-int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
-		struct tdc_kbs **out, struct tdc_error *e)
+/* ---- the control channel (keeper -> network: metrics) ---- */
+
+static void on_control(struct tdc_kbs *k)
 {
-	*out = NULL;
-	TDC_GUARD(tdc_kbs_config_check(c, e));
-	if (!c->has_at && (!h || !h->now))
-		return TDC_FAIL(e, TDC_E_USAGE, "no clock: give hooks.now or a fixed time");
+	uint8_t *req = NULL, *rep = NULL;
+	size_t n = 0, rn = 0;
+	struct tdc_wr w;
+	if (kbs_frame_recv(k->control_fd, &req, &n, NULL) < 0) {
+		/* the keeper is gone: nothing can be released any more */
+		log_conn(k, "error", "keeper_lost", NULL, "the keeper closed its control channel");
+		k->stop = 1;
+		return;
+	}
+	tdc_wr_init_alloc(&w, 65536);
+	if (req[0] == KOP_METRICS) {
+		json_object *m = kbs_metrics_json(&k->m);
+		const char *t = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+		tdc_wr_u8(&w, KST_OK);
+		kbs_put_blob(&w, (const uint8_t *)t, strlen(t));
+		json_object_put(m);
+	} else {
+		tdc_wr_u8(&w, KST_ERROR);
+		tdc_wr_u32le(&w, (uint32_t)TDC_E_USAGE);
+		kbs_put_str(&w, "unknown control op");
+		kbs_put_str(&w, NULL);
+	}
+	kbs_frame_free(req, n);
+	if (tdc_wr_finish(&w, &rep, &rn, NULL) == 0 &&
+	    kbs_frame_send(k->control_fd, rep, rn, NULL) < 0)
+		k->stop = 1;
+	kbs_frame_free(rep, rn);
+}
+
+/* ---- set-up ---- */
+
+/* workers channels to the keeper, and the control channel: socketpairs, this side's ends
+ * in k->chan / k->control_fd, the keeper's in theirs[0..workers] (control last). */
+static int make_channels(struct tdc_kbs *k, int *theirs, struct tdc_error *e)
+{
+	k->chan = calloc(k->cfg.workers, sizeof(int));
+	if (!k->chan)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	for (unsigned i = 0; i < k->cfg.workers; i++)
+		k->chan[i] = -1;
+	for (unsigned i = 0; i <= k->cfg.workers; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			return TDC_FAILF(e, TDC_E_IO, "cannot create a keeper channel", "%s",
+					 strerror(errno));
+		if (i < k->cfg.workers)
+			k->chan[i] = sv[0];
+		else
+			k->control_fd = sv[0];
+		theirs[i] = sv[1];
+	}
+	return 0;
+}
+
+static struct tdc_kbs *alloc_kbs(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h)
+{
 	struct tdc_kbs *k = calloc(1, sizeof(*k));
 	if (!k)
-		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	k->listen_fd = k->admin_fd = k->wake_fd = k->ep = k->spare_fd = -1;
+		return NULL;
+	k->listen_fd = k->wake_fd = k->ep = k->spare_fd = k->control_fd = -1;
 	k->listen_src.kind = K_LISTEN;
-	k->admin_src.kind = K_ADMIN_LISTEN;
 	k->wake_src.kind = K_WAKE;
+	k->control_src.kind = K_CONTROL;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_mutex_init(&k->sample_lock, NULL);
 	pthread_cond_init(&k->cond, NULL);
@@ -1539,7 +1456,7 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 	k->cfg = *c;
 	char **s[] = { &k->cfg.listen, &k->cfg.cert, &k->cfg.key, &k->cfg.db,
 		       &k->cfg.master_key, &k->cfg.collateral_dir, &k->cfg.pccs_url,
-		       &k->cfg.pccs_ca, &k->cfg.admin_socket, &k->cfg.sim_root };
+		       &k->cfg.pccs_ca, &k->cfg.admin_socket, &k->cfg.sim_root, &k->cfg.user };
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		*s[i] = *s[i] ? strdup(*s[i]) : NULL;
 	if (k->cfg.queue_max == 0)
@@ -1548,12 +1465,17 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 		k->cfg.max_conns = TDC_KBS_DEFAULT_MAX_CONNS;
 	if (k->cfg.workers == 0)
 		k->cfg.workers = TDC_KBS_DEFAULT_WORKERS;
+	return k;
+}
 
-	/* one broker per store: the store stays locked while it runs */
-	int r = tdc_store_open_ex(k->cfg.db, k->cfg.master_key, TDC_STORE_EXCLUSIVE, &k->store, e);
+/* Everything of the network side but its threads: TLS, verifier, collateral (the offline
+ * directory read now), sockets, admission. */
+static int net_init(struct tdc_kbs *k, struct tdc_error *e)
+{
 	uint8_t *root = NULL;
 	size_t root_len = 0;
-	if (r == 0 && k->cfg.sim_root && *k->cfg.sim_root)
+	int r = 0;
+	if (k->cfg.sim_root && *k->cfg.sim_root)
 		r = load_sim_root(k, &root, &root_len, e);
 	if (r == 0) {
 		struct tdc_verifier_opts vo = { .test_root_der = root,
@@ -1562,15 +1484,12 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 		r = tdc_verifier_new(&vo, &k->ctx.verifier, e);
 	}
 	free(root);
-	if (r == 0) {
-		if (kbs_curl_init_once() != 0)
-			r = TDC_FAIL(e, TDC_E_INTERNAL, "cannot initialise libcurl");
-	}
+	if (r == 0 && kbs_curl_init_once() != 0)
+		r = TDC_FAIL(e, TDC_E_INTERNAL, "cannot initialise libcurl");
 	if (r == 0) {
 		struct kbs_pccs_opts po = { k->cfg.pccs_url, k->cfg.pccs_ca, k->cfg.pccs_timeout_ms };
-		r = kbs_coll_new(k->cfg.collateral_dir, &po, k->store, &k->ctx.coll, e);
+		r = kbs_coll_new(k->cfg.collateral_dir, &po, true, &k->ctx.coll, e);
 	}
-	k->ctx.store = k->store;
 	k->ctx.sim_trusted = k->has_sim;
 	if (r == 0)
 		r = make_ssl_ctx(k, false, e);
@@ -1587,34 +1506,55 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 	}
 	if (r == 0)
 		r = listen_tcp(k, e);
-	if (r == 0 && k->cfg.admin_socket && *k->cfg.admin_socket)
-		r = listen_admin(k, e);
 	if (r == 0)
 		r = epoll_add(k, k->listen_fd, &k->listen_src, e);
-	if (r == 0 && k->admin_fd >= 0)
-		r = epoll_add(k, k->admin_fd, &k->admin_src, e);
 	if (r == 0)
 		r = epoll_add(k, k->wake_fd, &k->wake_src, e);
-	if (r == 0) {
-		k->threads = calloc(k->cfg.workers, sizeof(pthread_t));
-		if (!k->threads)
-			r = TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	}
-	for (unsigned i = 0; r == 0 && i < k->cfg.workers; i++) {
-		if (pthread_create(&k->threads[i], NULL, worker, k) != 0)
-			r = TDC_FAIL(e, TDC_E_INTERNAL, "cannot start a worker thread");
-		else
-			k->nthreads++;
-	}
-	if (r < 0) {
-		tdc_kbs_free(k);
-		return r;
-	}
+	if (r == 0)
+		r = epoll_add(k, k->control_fd, &k->control_src, e);
+	return r;
+}
 
-	json_object *o = log_obj(k, "info", "listening");
+static int start_workers(struct tdc_kbs *k, struct tdc_error *e)
+{
+	k->threads = calloc(k->cfg.workers, sizeof(pthread_t));
+	if (!k->threads)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	for (unsigned i = 0; i < k->cfg.workers; i++) {
+		struct worker_arg *wa = malloc(sizeof(*wa));
+		if (!wa)
+			return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+		*wa = (struct worker_arg){ k, k->chan[i] };
+		if (pthread_create(&k->threads[i], NULL, worker, wa) != 0) {
+			free(wa);
+			return TDC_FAIL(e, TDC_E_INTERNAL, "cannot start a worker thread");
+		}
+		k->nthreads++;
+	}
+	return 0;
+}
+
+static void log_started(struct tdc_kbs *k)
+{
+	json_object *o;
+	if (k->sandboxed) {
+		const struct kbs_sandbox_report *s = &k->sandbox;
+		o = log_obj(k, "info", "sandboxed");
+		json_object_object_add(o, "uid", json_object_new_int((int)s->uid));
+		json_object_object_add(o, "gid", json_object_new_int((int)s->gid));
+		json_object_object_add(o, "no_new_privs", json_object_new_boolean(s->no_new_privs));
+		json_object_object_add(o, "landlock_abi", json_object_new_int(s->landlock_abi));
+		json_object_object_add(o, "seccomp", json_object_new_boolean(s->seccomp));
+		jstr(o, "store", s->store);
+		jstr(o, "master_key", s->master_key);
+		emit(k, o);
+	}
+	if (kbs_coll_dir_error(k->ctx.coll))
+		log_conn(k, "warning", "collateral_dir", NULL, kbs_coll_dir_error(k->ctx.coll));
+	o = log_obj(k, "info", "listening");
 	jstr(o, "listen", k->cfg.listen);
 	json_object_object_add(o, "port", json_object_new_int(k->port));
-	jstr(o, "admin_socket", k->admin_fd >= 0 ? k->cfg.admin_socket : NULL);
+	jstr(o, "admin_socket", k->cfg.admin_socket);
 	json_object_object_add(o, "workers", json_object_new_int((int)k->cfg.workers));
 	jstr(o, "collateral_dir", k->cfg.collateral_dir);
 	jstr(o, "pccs_url", k->cfg.pccs_url);
@@ -1633,7 +1573,96 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 		jstr(o, "message", "verification time is fixed (--at): testing only");
 		emit(k, o);
 	}
+}
+
+static int64_t keeper_now(void *arg)
+{
+	return now_s(arg);
+}
+
+static void keeper_log(void *arg, const char *line)
+{
+	struct tdc_kbs *k = arg;
+	if (k->hooks.log)
+		k->hooks.log(k->hooks.arg, line);
+}
+
+/* In one process: the keeper runs as threads beside the network side (tests, embedding).
+ * The same channels and the same code as the daemon's two processes. */
+int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
+		struct tdc_kbs **out, struct tdc_error *e)
+{
+	*out = NULL;
+	TDC_GUARD(tdc_kbs_config_check(c, e));
+	if (!c->has_at && (!h || !h->now))
+		return TDC_FAIL(e, TDC_E_USAGE, "no clock: give hooks.now or a fixed time");
+	struct tdc_kbs *k = alloc_kbs(c, h);
+	if (!k)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	k->keeper_fds = calloc(k->cfg.workers + 1, sizeof(int));
+	int r = k->keeper_fds ? 0 : TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	for (unsigned i = 0; r == 0 && i <= k->cfg.workers; i++)
+		k->keeper_fds[i] = -1;
+	/* one broker per store: the store stays locked while it runs */
+	if (r == 0)
+		r = tdc_store_open_ex(k->cfg.db, k->cfg.master_key, TDC_STORE_EXCLUSIVE, &k->store,
+				      e);
+	if (r == 0)
+		r = make_channels(k, k->keeper_fds, e);
+	if (r == 0)
+		r = net_init(k, e);
+	if (r == 0) {
+		struct kbs_keeper_opts ko = { keeper_log, keeper_now, k, k->cfg.admin_socket,
+					      k->keeper_fds[k->cfg.workers] };
+		r = kbs_keeper_start(k->store, &ko, k->keeper_fds, k->cfg.workers, &k->keeper, e);
+	}
+	if (r == 0)
+		r = start_workers(k, e);
+	if (r < 0) {
+		tdc_kbs_free(k);
+		return r;
+	}
+	log_started(k);
 	*out = k;
+	return 0;
+}
+
+/* ---- the network side as a process of its own (daemon.c) ---- */
+
+int kbs_net_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h, const int *chan,
+		struct tdc_kbs **out, struct tdc_error *e)
+{
+	*out = NULL;
+	struct tdc_kbs *k = alloc_kbs(c, h);
+	if (!k)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	k->chan = calloc(k->cfg.workers, sizeof(int));
+	if (!k->chan) {
+		tdc_kbs_free(k);
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	}
+	for (unsigned i = 0; i < k->cfg.workers; i++)
+		k->chan[i] = chan[i];
+	k->control_fd = chan[k->cfg.workers];
+	int r = net_init(k, e);
+	*out = k; /* even on failure: the control channel tells the keeper */
+	return r;
+}
+
+int kbs_net_control_fd(const struct tdc_kbs *k)
+{
+	return k->control_fd;
+}
+
+int kbs_net_start(struct tdc_kbs *k, struct tdc_error *e)
+{
+	TDC_GUARD(kbs_recv_ready(k->control_fd, e));
+	TDC_GUARD(kbs_sandbox_enter(k->cfg.user, k->cfg.db, k->cfg.master_key, &k->sandbox, e));
+	k->sandboxed = true;
+	TDC_GUARD(start_workers(k, e));
+	log_started(k);
+	if (kbs_send_ready(k->control_fd, NULL) < 0)
+		return TDC_FAIL(e, TDC_E_IO, "the keeper is gone");
 	return 0;
 }
 
@@ -1669,7 +1698,7 @@ int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
 			struct evsrc *src = evs[i].data.ptr;
 			switch (src->kind) {
 			case K_LISTEN: on_accept(k); break;
-			case K_ADMIN_LISTEN: admin_accept(k); break;
+			case K_CONTROL: on_control(k); break;
 			case K_WAKE: {
 				uint64_t v;
 				ssize_t rr = read(k->wake_fd, &v, sizeof(v));
@@ -1678,10 +1707,6 @@ int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
 				break;
 			}
 			case K_CONN: conn_event(k, (struct conn *)src, evs[i].events); break;
-			case K_ADMIN:
-				if (((struct conn *)src)->st != S_DEAD)
-					admin_event(k, (struct conn *)src);
-				break;
 			}
 		}
 		expire(k);
@@ -1724,10 +1749,18 @@ void tdc_kbs_free(struct tdc_kbs *k)
 	reap(k);
 	if (k->listen_fd >= 0)
 		close(k->listen_fd);
-	if (k->admin_fd >= 0) {
-		close(k->admin_fd);
-		unlink(k->cfg.admin_socket);
-	}
+	/* this side's channel ends: the keeper's threads see them close and end */
+	for (unsigned i = 0; k->chan && i < k->cfg.workers; i++)
+		if (k->chan[i] >= 0)
+			close(k->chan[i]);
+	free(k->chan);
+	if (k->control_fd >= 0)
+		close(k->control_fd);
+	kbs_keeper_stop(k->keeper);
+	for (unsigned i = 0; k->keeper_fds && i <= k->cfg.workers; i++)
+		if (k->keeper_fds[i] >= 0)
+			close(k->keeper_fds[i]);
+	free(k->keeper_fds);
 	if (k->wake_fd >= 0)
 		close(k->wake_fd);
 	if (k->ep >= 0)

@@ -289,6 +289,12 @@ static void fetch_failures(void **state)
 	assert_int_equal(kbs_pccs_fetch(&o, fmspc, false, &raw, &e), TDC_E_IO);
 }
 
+static int64_t keeper_now(void *arg)
+{
+	(void)arg;
+	return at;
+}
+
 static void sources_pccs_cache_and_expiry(void **state)
 {
 	(void)state;
@@ -307,6 +313,13 @@ static void sources_pccs_cache_and_expiry(void **state)
 	kt_path(mk, sizeof(mk), dir, "master.key");
 	assert_int_equal(tdc_store_master_key_create(mk, NULL), 0);
 	assert_int_equal(tdc_store_open(db, mk, &s, NULL), 0);
+	/* the store's cache is reached through a keeper, as in the broker */
+	int sv[2];
+	struct kbs_keeper *keeper;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct kbs_keeper_opts ko = { NULL, keeper_now, NULL, NULL, -1 };
+	assert_int_equal(kbs_keeper_start(s, &ko, &sv[1], 1, &keeper, NULL), 0);
+	kbs_vault_bind(sv[0]);
 	assert_int_equal(tdc_quote_parse(quote, quote_len, &q, NULL), 0);
 	assert_int_equal(kbs_quote_fmspc(&q, fmspc, &processor, NULL), 0);
 	assert_false(processor);
@@ -316,7 +329,7 @@ static void sources_pccs_cache_and_expiry(void **state)
 
 	/* first use: fetched from the PCCS and stored */
 	tdc_error_clear(&e);
-	assert_int_equal(kbs_coll_new(NULL, &o, s, &k, &e), 0);
+	assert_int_equal(kbs_coll_new(NULL, &o, true, &k, &e), 0);
 	assert_int_equal(kbs_coll_get(k, fmspc, false, at, &c, &info, &e), 0);
 	assert_string_equal(info.source, "pccs");
 	assert_true(info.next_update > at);
@@ -339,7 +352,7 @@ static void sources_pccs_cache_and_expiry(void **state)
 
 	/* the PCCS goes down; a restarted broker works from the store's cache */
 	pccs_stop(&p);
-	assert_int_equal(kbs_coll_new(NULL, &o, s, &k, &e), 0);
+	assert_int_equal(kbs_coll_new(NULL, &o, true, &k, &e), 0);
 	tdc_error_clear(&e);
 	assert_int_equal(kbs_coll_get(k, fmspc, false, at + 120, &c, &info, &e), 0);
 	assert_string_equal(info.source, "cache");
@@ -361,12 +374,16 @@ static void sources_pccs_cache_and_expiry(void **state)
 
 	/* no PCCS, no cache entry, no directory: a clear error */
 	static const uint8_t other[6] = { 1, 2, 3, 4, 5, 6 };
-	assert_int_equal(kbs_coll_new(NULL, &o, s, &k, &e), 0);
+	assert_int_equal(kbs_coll_new(NULL, &o, true, &k, &e), 0);
 	tdc_error_clear(&e);
 	assert_true(kbs_coll_get(k, other, false, at, &c, &info, &e) < 0);
 	assert_string_equal(e.reason, "no collateral");
 	kbs_coll_free(k);
 	tdc_verifier_free(v);
+	close(sv[0]);
+	kbs_vault_bind(-1);
+	kbs_keeper_stop(keeper);
+	close(sv[1]);
 	tdc_store_close(s);
 }
 
@@ -381,7 +398,7 @@ static void offline_dir_sources(void **state)
 	/* a dcap-qvl JSON file works as the offline source */
 	snprintf(path, sizeof(path), "%s/dcap-qvl/tdx_quote_collateral.json",
 		 getenv("TDC_TESTDATA"));
-	assert_int_equal(kbs_coll_new(path, NULL, NULL, &k, NULL), 0);
+	assert_int_equal(kbs_coll_new(path, NULL, false, &k, NULL), 0);
 	assert_int_equal(kbs_coll_get(k, fmspc, false, at, &c, &info, NULL), 0);
 	assert_string_equal(info.source, "dir");
 	assert_buf_equal(&c.tcb_info, &coll.tcb_info);
