@@ -165,6 +165,9 @@ int kbs_get_record(struct tdc_rd *r, struct tdc_audit_record *rec, struct tdc_er
 	int rc = kbs_get_i64(r, &rec->time, "record.time", e);
 	if (rc == 0)
 		rc = tdc_rd_u8(r, &released, "record.decision", e);
+	if (rc == 0 && released > 1)
+		rc = TDC_FAILF(e, TDC_E_FORMAT, "keeper record of an unknown decision", "%u",
+			       released);
 	for (int i = 0; rc == 0 && i < 6; i++)
 		rc = kbs_get_str(r, f[i].cap, &s[i], f[i].field, e);
 	rec->decision = rc == 0 && released ? TDC_AUDIT_RELEASED : TDC_AUDIT_DENIED;
