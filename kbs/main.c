@@ -55,17 +55,19 @@ static int do_init(const struct tdc_kbs_config *c)
 	struct tdc_error e;
 	struct tdc_store *s = NULL;
 	struct stat st;
+	char where[512];
 	tdc_error_clear(&e);
 	if (!c->master_key || !c->db) {
 		fprintf(stderr, "tdcrypt-kbs: init needs --master-key and --db\n");
 		return 3;
 	}
+	tdc_store_display(c->db, where, sizeof(where));
 	/* never over an existing store, running or not: that is what restore is for */
 	if (tdc_store_exists(c->db)) {
 		fprintf(stderr,
 			"tdcrypt-kbs: init: the store %s exists; init only makes a new one "
 			"(check it: tdcrypt-kbs check; replace it: tdcrypt-kbs restore)\n",
-			c->db);
+			where);
 		return 1;
 	}
 	if (stat(c->master_key, &st) == 0) {
@@ -79,7 +81,7 @@ static int do_init(const struct tdc_kbs_config *c)
 	if (tdc_store_open_ex(c->db, c->master_key, TDC_STORE_EXCLUSIVE, &s, &e) < 0)
 		return fail("init: store", &e);
 	tdc_store_close(s);
-	fprintf(stderr, "tdcrypt-kbs: store %s ready\n", c->db);
+	fprintf(stderr, "tdcrypt-kbs: store %s ready\n", where);
 	return 0;
 }
 
@@ -95,9 +97,10 @@ static int do_check(const struct tdc_kbs_config *c, bool full)
 	tdc_store_close(s);
 	if (r < 0)
 		return fail("check", &e);
+	char where[512];
 	printf("store %s: %s ok, master key ok, schema %d, %zu secrets (all open), "
 	       "%zu audit records (last %lld)\n",
-	       c->db, full ? "integrity_check" : "quick_check", h.schema, h.secrets,
+	       tdc_store_display(c->db, where, sizeof(where)), full ? "integrity_check" : "quick_check", h.schema, h.secrets,
 	       h.audit_records, (long long)h.last_audit_id);
 	return 0;
 }

@@ -68,8 +68,13 @@ int tdc_store_open(const char *path, const char *master_key_path, struct tdc_sto
 #define TDC_STORE_EXCLUSIVE 1u
 int tdc_store_open_ex(const char *path, const char *master_key_path, unsigned flags,
 		      struct tdc_store **out, struct tdc_error *e) TDC_MUST_USE;
-/* True if something exists at path (init refuses to make a store over it). */
+/* True if something exists at path (init refuses to make a store over it): a file, or
+ * a PostgreSQL database that already holds a schema. */
 bool tdc_store_exists(const char *path);
+/* path for messages: a URL without its password. Returns out. */
+const char *tdc_store_display(const char *path, char *out, size_t cap);
+/* True if path is a PostgreSQL URL (postgresql://... or postgres://...). */
+bool tdc_store_is_url(const char *path);
 void tdc_store_close(struct tdc_store *s);
 
 /* What a check found (tdc_store_check). */

@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "kbs/kbs-int.h"
 #include "util/rd.h"
 #include "util/wr.h"
@@ -110,8 +112,14 @@ static void run_net(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *
 	/* dies with the keeper */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	prctl(PR_SET_DUMPABLE, 0);
+	/* a database URL may carry credentials: only the keeper keeps it */
+	struct tdc_kbs_config nc = *c;
+	if (tdc_store_is_url(c->db)) {
+		OPENSSL_cleanse((char *)c->db, strlen(c->db));
+		nc.db = "";
+	}
 	struct tdc_kbs *k = NULL;
-	int r = kbs_net_new(c, h, theirs, &k, &e);
+	int r = kbs_net_new(&nc, h, theirs, &k, &e);
 	if (r == 0) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));

@@ -338,11 +338,19 @@ static int listen_admin(struct kbs_keeper *k, struct tdc_error *e)
 			return TDC_FAILF(e, TDC_E_IO, "cannot create the admin socket directory",
 					 "%s: %s", dir, strerror(errno));
 	}
-	/* a stale socket from an earlier run is replaced; anything else is not touched */
+	/* a stale socket from an earlier run is replaced; a live one (another broker on this
+	 * host, possible with a shared PostgreSQL store) and anything else are not touched */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return TDC_FAILF(e, TDC_E_IO, "admin socket path exists and is not a socket",
 					 "%s", path);
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live)
+			return TDC_FAILF(e, TDC_E_USAGE, "the admin socket is in use by a running broker",
+					 "%s: give each broker on a host its own admin_socket", path);
 		unlink(path);
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

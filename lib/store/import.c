@@ -63,15 +63,13 @@ int tdc_store_import_flat_json(struct tdc_store *s, const char *json, size_t len
 	json_object *obj;
 	TDC_GUARD(parse(json, len, &obj, e));
 	pthread_mutex_lock(&s->lock);
-	int r = 0;
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		r = STORE_DB_FAIL(e, s->db, "cannot start the import");
+	int r = db_begin(s->db, e);
 	if (r == 0)
 		r = import_all(s, obj, now, count, e);
-	if (r == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		r = STORE_DB_FAIL(e, s->db, "cannot commit the import");
+	if (r == 0)
+		r = db_commit(s->db, e);
 	if (r < 0) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		db_rollback(s->db);
 		*count = 0;
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -27,7 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store/schema.h"
+
 #include "store/store-int.h"
 
 #define KEY_CHECK_NAME "key_check"
@@ -77,20 +80,28 @@ int tdc_store_lock(const char *db, int *fd_out, struct tdc_error *e)
 
 /* ---- checks ---- */
 
-int tdc_store_quick_check(sqlite3 *db, bool full, const char *path, struct tdc_error *e)
+int tdc_store_quick_check(struct db *d, bool full, struct tdc_error *e)
 {
-	sqlite3_stmt *st;
-	TDC_GUARD(tdc_store_prepare(db, full ? "PRAGMA integrity_check(8)" : "PRAGMA quick_check(8)",
-				    &st, e));
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		int r = STORE_DB_FAIL(e, db, "the store is damaged");
-		sqlite3_finalize(st);
+	if (db_kind(d) == DB_POSTGRESQL) {
+		/* the server keeps its own pages (checksums, WAL); a check is that it answers */
+		struct db_q q;
+		db_q_init(&q, "SELECT 1");
+		int r = db_run(d, &q, "the store does not answer", e);
+		db_q_free(&q);
 		return r;
 	}
-	const char *first = (const char *)sqlite3_column_text(st, 0);
+	struct db_q q;
+	db_q_init(&q, full ? "PRAGMA integrity_check(8)" : "PRAGMA quick_check(8)");
+	int r = db_step(d, &q, "the store is damaged", e);
+	if (r == 0)
+		r = TDC_FAIL(e, TDC_E_IO, "the store is damaged");
+	if (r < 0) {
+		db_q_free(&q);
+		return r;
+	}
+	const char *first = db_col_text(&q, 0);
 	if (first && !strcmp(first, "ok")) {
-		sqlite3_finalize(st);
+		db_q_free(&q);
 		return 0;
 	}
 	/* one line for the log: SQLite's report has a line per problem */
@@ -99,56 +110,57 @@ int tdc_store_quick_check(sqlite3 *db, bool full, const char *path, struct tdc_e
 	for (char *p = what; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	int r = TDC_FAILF(e, TDC_E_IO, "the store is damaged",
-			  "%s: %s: %s; restore it from a backup (tdcrypt-kbs restore)", path,
-			  full ? "integrity_check" : "quick_check", what);
-	sqlite3_finalize(st);
+	r = TDC_FAILF(e, TDC_E_IO, "the store is damaged",
+		      "%s: %s: %s; restore it from a backup (tdcrypt-kbs restore)", db_where(d),
+		      full ? "integrity_check" : "quick_check", what);
+	db_q_free(&q);
 	return r;
 }
 
 /* The master key must be the one the store was made with: a sealed constant, written at
- * the first open, that only that key opens. */
+ * the first open, that only that key opens. Brokers sharing a database all check it. */
 int tdc_store_key_check(struct tdc_store *s, struct tdc_error *e)
 {
-	sqlite3_stmt *st;
-	TDC_GUARD(tdc_store_prepare(s->db, "SELECT value, nonce FROM meta WHERE name = ?1", &st, e));
-	sqlite3_bind_text(st, 1, KEY_CHECK_NAME, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	int r = 0;
-	if (rc == SQLITE_ROW) {
+	struct db_q q;
+	db_q_init(&q, "SELECT value, nonce FROM meta WHERE name = $1");
+	db_bind_text(&q, 1, KEY_CHECK_NAME);
+	int r = db_step(s->db, &q, "cannot read the key check", e);
+	if (r == 1) {
 		struct tdc_secret pt = { 0 };
-		bool ok = tdc_store_unseal(&s->seal_key, KEY_CHECK_AAD, sqlite3_column_blob(st, 1),
-					   (size_t)sqlite3_column_bytes(st, 1),
-					   sqlite3_column_blob(st, 0),
-					   (size_t)sqlite3_column_bytes(st, 0), &pt, NULL) == 0 &&
+		size_t vn, nn;
+		const uint8_t *v = db_col_blob(&q, 0, &vn), *n = db_col_blob(&q, 1, &nn);
+		bool ok = v && n &&
+			  tdc_store_unseal(&s->seal_key, KEY_CHECK_AAD, n, nn, v, vn, &pt, NULL) == 0 &&
 			  pt.len == sizeof(key_check_text) - 1 &&
 			  memcmp(pt.data, key_check_text, pt.len) == 0;
 		tdc_secret_free(&pt);
-		sqlite3_finalize(st);
+		db_q_free(&q);
 		return ok ? 0
 			  : TDC_FAIL(e, TDC_E_SIGNATURE,
 				     "wrong master key for this store (its key check does not "
 				     "open with this key)");
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return STORE_DB_FAIL(e, s->db, "cannot read the key check");
-	/* first open with this schema: write it */
+	db_q_free(&q);
+	if (r < 0)
+		return r;
+	/* first open with this schema: write it (another broker racing us loses to the
+	 * primary key, and then its key is checked against the winner's) */
 	uint8_t nonce[TDC_GCM_NONCE_SIZE], *ct;
 	size_t ct_len;
 	TDC_GUARD(tdc_store_seal(&s->seal_key, KEY_CHECK_AAD, (const uint8_t *)key_check_text,
 				 sizeof(key_check_text) - 1, nonce, &ct, &ct_len, e));
-	r = tdc_store_prepare(s->db, "INSERT INTO meta (name, value, nonce) VALUES (?1, ?2, ?3)",
-			      &st, e);
-	if (r == 0) {
-		sqlite3_bind_text(st, 1, KEY_CHECK_NAME, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, ct, (int)ct_len, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 3, nonce, sizeof(nonce), SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			r = STORE_DB_FAIL(e, s->db, "cannot write the key check");
-		sqlite3_finalize(st);
-	}
+	db_q_init(&q, "INSERT INTO meta (name, value, nonce) VALUES ($1, $2, $3)");
+	db_bind_text(&q, 1, KEY_CHECK_NAME);
+	db_bind_blob(&q, 2, ct, ct_len);
+	db_bind_blob(&q, 3, nonce, sizeof(nonce));
+	r = db_run(s->db, &q, "cannot write the key check", e);
+	bool raced = r < 0 && q.failure == DB_ERR_UNIQUE;
+	db_q_free(&q);
 	free(ct);
+	if (raced) {
+		tdc_error_clear(e);
+		return tdc_store_key_check(s, e);
+	}
 	return r;
 }
 
@@ -239,7 +251,7 @@ int tdc_store_watch_wal(struct tdc_store *s, const char *db, struct tdc_error *e
 	if (!s->wal_path)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 	(void)wal_intact(s);
-	sqlite3_wal_hook(s->db, wal_hook, s);
+	sqlite3_wal_hook(db_sqlite(s->db), wal_hook, s);
 	return 0;
 }
 
@@ -258,7 +270,7 @@ void tdc_store_close_checked(struct tdc_store *s)
 	if (s->wal_path && !s->damaged && !wal_intact(s))
 		s->damaged = true;
 	if (s->damaged)
-		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		sqlite3_db_config(db_sqlite(s->db), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 }
 
 void tdc_store_unwatch_wal(struct tdc_store *s)
@@ -279,39 +291,36 @@ int tdc_store_check(struct tdc_store *s, bool full, struct tdc_store_health *h,
 	pthread_mutex_lock(&s->lock);
 	int r = tdc_store_damaged(s, e);
 	if (r == 0)
-		r = tdc_store_quick_check(s->db, full, "store", e);
+		r = tdc_store_quick_check(s->db, full, e);
 	if (r == 0)
 		r = tdc_store_key_check(s, e);
 	if (r == 0)
 		r = tdc_store_user_version(s->db, &h->schema, e);
-	sqlite3_stmt *st = NULL;
-	if (r == 0)
-		r = tdc_store_prepare(s->db, "SELECT count(*), coalesce(max(id), 0) FROM audit", &st,
-				      e);
-	if (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		h->audit_records = (size_t)sqlite3_column_int64(st, 0);
-		h->last_audit_id = sqlite3_column_int64(st, 1);
+	struct db_q q;
+	db_q_init(&q, "SELECT count(*), coalesce(max(id), 0) FROM audit");
+	if (r == 0 && (r = db_step(s->db, &q, "cannot count the audit log", e)) == 1) {
+		h->audit_records = (size_t)db_col_i64(&q, 0);
+		h->last_audit_id = db_col_i64(&q, 1);
+		r = 0;
 	}
-	sqlite3_finalize(st);
-	st = NULL;
+	db_q_free(&q);
 	/* every secret must still open: a damaged row is found now, not at a TD's boot */
-	if (r == 0)
-		r = tdc_store_prepare(s->db, "SELECT id, nonce, ciphertext FROM secrets ORDER BY id",
-				      &st, e);
-	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+	db_q_init(&q, "SELECT id, nonce, ciphertext FROM secrets ORDER BY id");
+	while (r == 0 && (r = db_step(s->db, &q, "cannot read the secrets", e)) == 1) {
 		struct tdc_secret pt = { 0 };
-		const char *id = (const char *)sqlite3_column_text(st, 0);
-		r = tdc_store_unseal(&s->seal_key, id ? id : "", sqlite3_column_blob(st, 1),
-				     (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_blob(st, 2),
-				     (size_t)sqlite3_column_bytes(st, 2), &pt, e);
+		size_t nn, cn;
+		const char *id = db_col_text(&q, 0);
+		const uint8_t *n = db_col_blob(&q, 1, &nn), *c = db_col_blob(&q, 2, &cn);
+		r = n && c ? tdc_store_unseal(&s->seal_key, id ? id : "", n, nn, c, cn, &pt, e)
+			   : TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 		tdc_secret_free(&pt);
 		if (r == 0)
 			h->secrets++;
 	}
-	sqlite3_finalize(st);
+	db_q_free(&q);
 	pthread_mutex_unlock(&s->lock);
 	h->full = full;
-	return r;
+	return r < 0 ? r : 0;
 }
 
 void tdc_store_release_memory(struct tdc_store *s)
@@ -319,7 +328,8 @@ void tdc_store_release_memory(struct tdc_store *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
-	sqlite3_db_release_memory(s->db);
+	if (db_sqlite(s->db))
+		sqlite3_db_release_memory(db_sqlite(s->db));
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -348,6 +358,28 @@ static int fsync_dir_of(const char *path, struct tdc_error *e)
 		*(slash == dir ? slash + 1 : slash) = 0;
 	int r = fsync_path(slash ? dir : ".", O_RDONLY | O_DIRECTORY, e);
 	free(dir);
+	return r;
+}
+
+static int raw_fail(struct tdc_error *e, sqlite3 *db, const char *reason)
+{
+	return TDC_FAILF(e, TDC_E_IO, reason, "sqlite: %s", db ? sqlite3_errmsg(db) : "out of memory");
+}
+#define STORE_DB_FAIL(e, db, reason) raw_fail((e), (db), (reason))
+
+/* integrity_check of a copy that is not a store handle (yet) */
+static int raw_integrity(sqlite3 *db, const char *path, struct tdc_error *e)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check(8)", -1, &st, NULL) != SQLITE_OK)
+		return raw_fail(e, db, "the copy is damaged");
+	int rc = sqlite3_step(st);
+	const char *first = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	int r = first && !strcmp(first, "ok")
+			? 0
+			: TDC_FAILF(e, TDC_E_IO, "the store is damaged", "%s: integrity_check: %.200s",
+				    path, first ? first : sqlite3_errmsg(db));
+	sqlite3_finalize(st);
 	return r;
 }
 
@@ -386,7 +418,7 @@ static int copy_db(const char *src, int src_flags, const char *dst, struct tdc_e
 	    sqlite3_exec(out, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK)
 		r = STORE_DB_FAIL(e, out, "cannot finish the copy");
 	if (r == 0)
-		r = tdc_store_quick_check(out, true, dst, e);
+		r = raw_integrity(out, dst, e);
 	sqlite3_close(in);
 	sqlite3_close(out);
 	if (r == 0)
@@ -400,6 +432,10 @@ int tdc_store_backup(const char *db, const char *out, struct tdc_error *e)
 {
 	if (!db || !out)
 		return TDC_FAIL(e, TDC_E_USAGE, "backup needs the store and an output file");
+	if (db_is_url(db))
+		return TDC_FAIL(e, TDC_E_UNSUPPORTED,
+				"a PostgreSQL store is backed up with the server's tools (pg_dump, "
+				"pg_basebackup; docs/OPERATIONS.md)");
 	struct stat st;
 	if (lstat(out, &st) == 0)
 		return TDC_FAILF(e, TDC_E_USAGE, "the backup file exists", "%s", out);
@@ -424,6 +460,10 @@ int tdc_store_restore(const char *backup, const char *db, const char *master_key
 {
 	if (!backup || !db || !master_key)
 		return TDC_FAIL(e, TDC_E_USAGE, "restore needs the backup, the store and its key");
+	if (db_is_url(db) || db_is_url(backup))
+		return TDC_FAIL(e, TDC_E_UNSUPPORTED,
+				"a PostgreSQL store is restored with the server's tools (pg_restore; "
+				"docs/OPERATIONS.md)");
 	int lock = -1;
 	TDC_GUARD(tdc_store_lock(db, &lock, e));
 	char *tmp = path_with(db, ".restoring");

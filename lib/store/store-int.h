@@ -8,8 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <sqlite3.h>
-
+#include "store/db.h"
 #include "tdcrypt/store.h"
 #include "util/limits.h"
 
@@ -20,7 +19,7 @@
 struct audit_waiter;
 
 struct tdc_store {
-	sqlite3 *db;
+	struct db *db;
 	pthread_mutex_t lock;      /* one call at a time on db */
 	struct tdc_secret seal_key; /* derived from the master key */
 	/* audit group commit: records queued while a commit is in flight are
@@ -40,15 +39,6 @@ struct tdc_store {
 	bool wal_seen, damaged;
 	char damage[300];
 };
-
-/* Records the SQLite error of db into e as TDC_E_IO. */
-int tdc_store_db_fail(struct tdc_error *e, sqlite3 *db, const char *file, int line,
-		      const char *reason);
-#define STORE_DB_FAIL(e, db, reason) tdc_store_db_fail((e), (db), __FILE__, __LINE__, (reason))
-
-/* Prepares a static SQL statement. */
-int tdc_store_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct tdc_error *e)
-	TDC_MUST_USE;
 
 /* Checks a secret ID (see store.h). */
 int tdc_store_check_id(const char *id, struct tdc_error *e) TDC_MUST_USE;
@@ -71,6 +61,10 @@ int tdc_store_insert_locked(struct tdc_store *s, const char *id, const uint8_t *
 			    const char *policy_canon, int64_t now, struct tdc_error *e)
 	TDC_MUST_USE;
 
+/* Runs a bound single-row UPDATE/DELETE and frees it; no row touched: unknown ID. */
+int tdc_store_change_one(struct tdc_store *s, struct db_q *q, const char *id,
+			 const char *reason, struct tdc_error *e) TDC_MUST_USE;
+
 /* Validates policy JSON and returns its canonical form (malloc'd); NULL in, NULL out. */
 int tdc_store_canon_policy(const char *policy_json, char **out, struct tdc_error *e)
 	TDC_MUST_USE;
@@ -79,9 +73,9 @@ int tdc_store_canon_policy(const char *policy_json, char **out, struct tdc_error
 
 /* An exclusive, non-blocking flock on "<db>.lock"; *fd holds it until closed. */
 int tdc_store_lock(const char *db, int *fd, struct tdc_error *e) TDC_MUST_USE;
-/* PRAGMA quick_check (full: integrity_check); path names the file in the error. */
-int tdc_store_quick_check(sqlite3 *db, bool full, const char *path, struct tdc_error *e)
-	TDC_MUST_USE;
+/* SQLite: PRAGMA quick_check (full: integrity_check); PostgreSQL: the server answers
+ * (its own checksums and WAL are the server's job). */
+int tdc_store_quick_check(struct db *db, bool full, struct tdc_error *e) TDC_MUST_USE;
 /* Verifies (or, at the first open, writes) the sealed master-key check value. */
 int tdc_store_key_check(struct tdc_store *s, struct tdc_error *e) TDC_MUST_USE;
 /* Remembers the WAL the store writes to and checks it after every commit. */

@@ -13,11 +13,20 @@ fail() { echo "FAIL: $*"; echo "--- broker log"; cat "$D/log" 2>/dev/null; exit 
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=broker.test \
 	-keyout "$D/broker.key" -out "$D/broker.crt" -days 1 2>/dev/null
-"$KBS" init --master-key "$D/master.key" --db "$D/kbs.db" 2>/dev/null
+# the store: a file, or (under tests/pg/with-pg.sh) a new PostgreSQL database
+DB="$D/kbs.db"
+if [ -n "${TDC_TEST_PG_HOST:-}" ]; then
+	name="tdccli_$$"
+	"$TDC_TEST_PG_BIN/createdb" -h "$TDC_TEST_PG_HOST" -U "$TDC_TEST_PG_USER" "$name" || fail "createdb"
+	DB="postgresql:///$name?host=$TDC_TEST_PG_HOST&user=$TDC_TEST_PG_USER"
+fi
+"$KBS" init --master-key "$D/master.key" --db "$DB" 2>/dev/null || fail "init"
 [ "$(stat -c %a "$D/master.key")" = 600 ] || fail "master key mode"
+"$KBS" init --master-key "$D/master.key" --db "$DB" 2>"$D/err" && fail "init over an existing store"
+grep -q "exists; init only makes a new one" "$D/err" || fail "init refusal: $(cat "$D/err")"
 cat > "$D/kbs.json" <<J
 {"listen": "127.0.0.1:0", "cert": "$D/broker.crt", "key": "$D/broker.key",
- "db": "$D/kbs.db", "master_key": "$D/master.key", "collateral_dir": "$D/none",
+ "db": "$DB", "master_key": "$D/master.key", "collateral_dir": "$D/none",
  "admin_socket": "$D/run/kbs.sock", "workers": 1}
 J
 # a flag overrides the file
@@ -56,6 +65,26 @@ grep -q PLAINTEXT "$D/err" || fail "no plaintext warning"
 "$TDCRYPT" secret audit >/dev/null || fail "audit"
 # the store while the broker runs: a second broker, init and restore refused; check and an
 # online backup work
+if [ -n "${TDC_TEST_PG_HOST:-}" ]; then
+	# PostgreSQL: brokers share the store, but not an admin socket
+	"$KBS" --config "$D/kbs.json" 2>"$D/err2" && fail "a second broker on the same admin socket"
+	grep -q "the admin socket is in use by a running broker" "$D/err2" || fail "second broker: $(cat "$D/err2")"
+	"$KBS" init --config "$D/kbs.json" 2>"$D/err2" && fail "init over a live store"
+	grep -q "exists; init only makes a new one" "$D/err2" || fail "init: $(cat "$D/err2")"
+	"$KBS" check --config "$D/kbs.json" | grep -q "quick_check ok, master key ok" || fail "check"
+	"$KBS" backup --config "$D/kbs.json" --out "$D/backup.db" 2>"$D/err2" && fail "backup of PostgreSQL"
+	grep -q "pg_dump" "$D/err2" || fail "backup refusal: $(cat "$D/err2")"
+	"$KBS" --config "$D/kbs.json" --db "${DB%%\?*}?host=/nonexistent" 2>"$D/err2" && fail "unreachable database accepted"
+	grep -q "cannot connect to the store" "$D/err2" || fail "unreachable: $(cat "$D/err2")"
+	kill -TERM "$PID"
+	wait "$PID" || fail "broker exit status"
+	PID=
+	for s in top-secret-passphrase from-stdin pw1 pw2 dG9wLXNlY3JldC1wYXNzcGhyYXNl; do
+		grep -q "$s" "$D/log" && fail "secret '$s' in the log"
+	done
+	echo "ok (postgresql)"
+	exit 0
+fi
 "$KBS" --config "$D/kbs.json" 2>"$D/err2" && fail "a second broker on the same store"
 grep -q "the store is in use" "$D/err2" || fail "second broker: $(cat "$D/err2")"
 "$KBS" init --config "$D/kbs.json" 2>"$D/err2" && fail "init over a live store"

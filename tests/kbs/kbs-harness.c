@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 
 #include "kbs-harness.h"
+#include "../pg/test-db.h"
 #include "tdcrypt/ratls.h"
 #include "tdcrypt/sim.h"
 #include "util/util.h"
@@ -353,7 +354,7 @@ int kt_setup(void **state)
 	assert_non_null(mkdtemp(dir));
 	kt_path(p_cert, sizeof(p_cert), dir, "broker.crt");
 	kt_path(p_key, sizeof(p_key), dir, "broker.key");
-	kt_path(p_db, sizeof(p_db), dir, "kbs.db");
+	tdb_location(p_db, sizeof(p_db), dir, "kbs.db");
 	kt_path(p_mk, sizeof(p_mk), dir, "master.key");
 	kt_path(p_coll, sizeof(p_coll), dir, "collateral");
 	kt_path(p_root, sizeof(p_root), dir, "sim-root.pem");

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "kbs-test.h"
+#include "../pg/test-db.h"
 #include "kbs/kbs-int.h"
 #include "util/rd.h"
 #include "util/wr.h"
@@ -40,11 +41,11 @@ static int64_t fixed_now(void *arg)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char db[128], mk[128];
+	char db[512], mk[128];
 	int sv[2];
 	snprintf(f->dir, sizeof(f->dir), "/tmp/tdc-keeper.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
-	kt_path(db, sizeof(db), f->dir, "kbs.db");
+	tdb_location(db, sizeof(db), f->dir, "kbs.db");
 	kt_path(mk, sizeof(mk), f->dir, "master.key");
 	assert_int_equal(tdc_store_master_key_create(mk, NULL), 0);
 	assert_int_equal(tdc_store_open(db, mk, &f->s, NULL), 0);

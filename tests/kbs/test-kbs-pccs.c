@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "kbs-test.h"
+#include "../pg/test-db.h"
 #include "kbs/kbs-int.h"
 #include "tdcrypt/quote.h"
 #include "tdcrypt/sim.h"
@@ -309,7 +310,7 @@ static void sources_pccs_cache_and_expiry(void **state)
 	uint8_t fmspc[6];
 	bool processor;
 
-	kt_path(db, sizeof(db), dir, "kbs.db");
+	tdb_location(db, sizeof(db), dir, "kbs.db");
 	kt_path(mk, sizeof(mk), dir, "master.key");
 	assert_int_equal(tdc_store_master_key_create(mk, NULL), 0);
 	assert_int_equal(tdc_store_open(db, mk, &s, NULL), 0);
