@@ -154,15 +154,19 @@ int main(int argc, char **argv)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct timeval tv = { 20, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	SSL *ssl = NULL;
+	int rc = 0;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		printf("connect-failed\n");
-		return 4;
+		rc = 4;
+		goto out;
 	}
-	SSL *ssl = SSL_new(ctx);
+	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	if (SSL_connect(ssl) != 1) {
 		printf("handshake-failed\n");
-		return 4;
+		rc = 4;
+		goto out;
 	}
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	unsigned char *der = NULL;
@@ -178,12 +182,12 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	if (pin && strcmp(pin, spki) != 0) {
 		printf("pin-mismatch\n");
-		return 6;
+		rc = 6;
+		goto out;
 	}
 
 	char req[512];
 	const char body[] = "{\"agent\":\"kbs-probe\"}";
-	int rc = 0;
 	for (int round = 0; round < (again ? 2 : 1) && rc == 0; round++) {
 		int n = snprintf(req, sizeof(req),
 				 "POST /v1/keys/%s HTTP/1.1\r\nHost: broker\r\nContent-Type: "
@@ -191,15 +195,18 @@ int main(int argc, char **argv)
 				 secret, sizeof(body) - 1, again && round == 0 ? "keep-alive" : "close",
 				 body);
 		int first = split ? n / 2 : n;
-		if (SSL_write(ssl, req, first) != first)
-			return 1;
+		if (SSL_write(ssl, req, first) != first) {
+			rc = 1;
+			break;
+		}
 		if (split) {
 			printf("held\n");
 			fflush(stdout);
 			wait_for(split);
 			if (SSL_write(ssl, req + first, n - first) != n - first) {
 				printf("write-failed\n");
-				return 1;
+				rc = 1;
+				break;
 			}
 		}
 		bool keep = false;
@@ -207,11 +214,13 @@ int main(int argc, char **argv)
 		if (again && round == 0) {
 			if (!keep) {
 				printf("not-kept-alive\n");
-				return 1;
+				rc = 1;
+				break;
 			}
 			wait_for(again);
 		}
 	}
+out:
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
 	close(fd);
