@@ -118,7 +118,7 @@ int tdc_kbs_metrics_port(const struct tdc_kbs *k);
  * tdc_kbs_config_reloadable, its certificate, key and roots are read and handed to the
  * network side, which applies them to new connections; established ones keep theirs.
  * Any failure keeps the running configuration whole. Logs "reloaded" or
- * "reload_failed". Call it from another thread than the loop's.
+ * "reload_failed". Call it from another thread while tdc_kbs_run runs (the loop applies it).
  */
 int tdc_kbs_reload(struct tdc_kbs *k, const struct tdc_kbs_config *next, struct tdc_error *e)
 	TDC_MUST_USE;

@@ -1820,9 +1820,12 @@ static void ops_accept(struct tdc_kbs *k)
 	}
 }
 
-static void ops_event(struct tdc_kbs *k, struct ops_conn *o)
+static void ops_event(struct tdc_kbs *k, struct ops_conn *o, uint32_t ev)
 {
-	if (o->st == O_READ)
+	/* waiting for the keeper, it asks for no events, but a reset is still reported */
+	if (o->st == O_HEALTH && (ev & (EPOLLERR | EPOLLHUP)))
+		ops_close(k, o);
+	else if (o->st == O_READ)
 		ops_read(k, o);
 	else if (o->st == O_WRITE)
 		ops_write(k, o);
@@ -1896,6 +1899,12 @@ static void start_drain(struct tdc_kbs *k)
 		epoll_ctl(k->ep, EPOLL_CTL_DEL, k->listen_fd, NULL);
 		close(k->listen_fd);
 		k->listen_fd = -1;
+	}
+	/* a request already in the socket buffer is in flight too: take it in first */
+	for (struct conn *c = k->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->st == S_READ && c->in_len == 0)
+			conn_read(k, c);
 	}
 	size_t in_flight = 0;
 	for (struct conn *c = k->conns, *next; c; c = next) {
@@ -2288,7 +2297,7 @@ int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
 					on_accept(k);
 				break;
 			case K_OPS_LISTEN: ops_accept(k); break;
-			case K_OPS: ops_event(k, (struct ops_conn *)src); break;
+			case K_OPS: ops_event(k, (struct ops_conn *)src, evs[i].events); break;
 			case K_CONTROL: on_control(k); break;
 			case K_WAKE: {
 				uint64_t v;
