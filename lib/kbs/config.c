@@ -38,7 +38,9 @@ const char tdc_kbs_usage[] =
 	"  --handshake-timeout-ms N        to finish TLS (default 3000)\n"
 	"  --user NAME            the network process's user (default nobody; the keeper,\n"
 	"                         which holds the store and the master key, stays as started)\n"
-	"  --min-tcb-eval N       refuse collateral with a lower tcbEvaluationDataNumber\n";
+	"  --min-tcb-eval N       refuse collateral with a lower tcbEvaluationDataNumber\n"
+	"signals: HUP reloads (config, certificate, key), USR2 drains (finish the requests\n"
+	"in flight, exit 0), TERM/INT stop now\n";
 
 void tdc_kbs_config_init(struct tdc_kbs_config *c)
 {
