@@ -7,6 +7,22 @@
 
 #include "cli.h"
 
+/* name value, one a line; nested groups as group.name (by reason, by class, timings) */
+static void print_counters(const char *prefix, json_object *o)
+{
+	json_object_object_foreach(o, k, v)
+	{
+		char name[128];
+		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", k);
+		if (json_object_is_type(v, json_type_object))
+			print_counters(name, v);
+		else if (json_object_is_type(v, json_type_double))
+			printf("%-20s %.6f\n", name, json_object_get_double(v));
+		else
+			printf("%-20s %lld\n", name, (long long)json_object_get_int64(v));
+	}
+}
+
 int cmd_broker_metrics(int argc, char **argv)
 {
 	const char *sock = NULL;
@@ -35,10 +51,7 @@ int cmd_broker_metrics(int argc, char **argv)
 	if (json) {
 		printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
 	} else {
-		json_object_object_foreach(m, k, v)
-		{
-			printf("%-20s %lld\n", k, (long long)json_object_get_int64(v));
-		}
+		print_counters("", m);
 	}
 	json_object_put(reply);
 	return TDC_EXIT_OK;

@@ -3,6 +3,8 @@
  * tdcrypt-kbs: the key broker daemon. Thin: flags and config (lib/kbs/config.c),
  * process hardening, signals, the log sink (one JSON line per event on stderr)
  * and the wall clock. Everything else is in lib/kbs.
+ * Signals: SIGTERM/SIGINT stop now; SIGUSR2 drains (stop accepting, finish the requests
+ * in flight, exit 0); SIGHUP reloads (the file and the flags read again).
  *   tdcrypt-kbs [--config FILE] [flags]          run the broker
  *   tdcrypt-kbs init [--config FILE] [flags]     create the master key (0600) and the store
  *   tdcrypt-kbs check [--full] [...]             check the store (structure, key, secrets)
@@ -37,10 +39,25 @@ static int64_t wall_clock(void *arg)
 	return (int64_t)time(NULL);
 }
 
+static int saved_argc;
+static char **saved_argv;
+
 static void on_signal(int sig)
 {
-	(void)sig;
-	tdc_kbs_daemon_stop();
+	if (sig == SIGHUP)
+		tdc_kbs_daemon_reload();
+	else if (sig == SIGUSR2)
+		tdc_kbs_daemon_drain();
+	else
+		tdc_kbs_daemon_stop();
+}
+
+/* SIGHUP: the configuration as at the start, from the file and the flags read again. */
+static int reload_config(void *arg, struct tdc_kbs_config *c, struct tdc_error *e)
+{
+	bool help = false;
+	(void)arg;
+	return tdc_kbs_config_args(saved_argc, saved_argv, c, &help, e);
 }
 
 static int fail(const char *what, const struct tdc_error *e)
@@ -193,7 +210,11 @@ int main(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
-	struct tdc_kbs_hooks hooks = { .log = log_line, .now = wall_clock, .arg = NULL };
+	saved_argc = argc;
+	saved_argv = argv;
+	struct tdc_kbs_hooks hooks = {
+		.log = log_line, .now = wall_clock, .arg = NULL, .reload = reload_config
+	};
 	if (cfg.sim_root && *cfg.sim_root)
 		fprintf(stderr,
 			"tdcrypt-kbs: WARNING: TRUSTING THE SIMULATOR ROOT CA %s INSTEAD OF "
@@ -202,6 +223,8 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	/* the keeper here, the network process forked and sandboxed (lib/kbs/daemon.c) */
 	int rc = tdc_kbs_daemon(&cfg, &hooks, &e) < 0 ? fail("broker", &e) : 0;
 	tdc_kbs_config_free(&cfg);

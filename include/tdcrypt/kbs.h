@@ -25,6 +25,7 @@
 
 struct tdc_kbs_config {
 	char *listen;          /* "ADDR:PORT" or "[V6]:PORT"; port 0 = ephemeral */
+	char *metrics_listen;  /* plain-HTTP /metrics and /healthz; NULL or "": none */
 	char *cert, *key;      /* broker TLS certificate (chain) and key, PEM files */
 	char *db;              /* SQLite store path */
 	char *master_key;      /* 32-byte master key file (0600) */
@@ -55,7 +56,8 @@ void tdc_kbs_config_free(struct tdc_kbs_config *c);
  * with the key named). Keys: listen, cert, key, db, master_key,
  * collateral_dir, pccs_url, pccs_ca, pccs_timeout_ms, admin_socket,
  * allow_simulator_root, at, workers, max_connections, queue_max,
- * max_connections_per_source, handshake_timeout_ms, min_tcb_eval_num, user. Values overwrite those already in c.
+ * max_connections_per_source, handshake_timeout_ms, min_tcb_eval_num, user, metrics_listen.
+ * Values overwrite those already in c.
  */
 int tdc_kbs_config_load(const char *path, struct tdc_kbs_config *c, struct tdc_error *e)
 	TDC_MUST_USE;
@@ -69,6 +71,16 @@ int tdc_kbs_config_args(int argc, char **argv, struct tdc_kbs_config *c, bool *h
 			struct tdc_error *e) TDC_MUST_USE;
 /* Checks that the config can run a broker (cert, key, db, master key, collateral). */
 int tdc_kbs_config_check(const struct tdc_kbs_config *c, struct tdc_error *e) TDC_MUST_USE;
+/* A deep copy of src into dst (dst is overwritten, not freed). */
+int tdc_kbs_config_copy(struct tdc_kbs_config *dst, const struct tdc_kbs_config *src,
+			struct tdc_error *e) TDC_MUST_USE;
+/*
+ * What a reload (SIGHUP) may change: cert, key, allow_simulator_root, min_tcb_eval_num,
+ * max_connections_per_source, queue_max. Anything else that differs between the running
+ * configuration and next is TDC_E_USAGE, naming the key (it needs a restart).
+ */
+int tdc_kbs_config_reloadable(const struct tdc_kbs_config *running,
+			      const struct tdc_kbs_config *next, struct tdc_error *e) TDC_MUST_USE;
 /* Usage text of the flags. */
 extern const char tdc_kbs_usage[];
 
@@ -82,6 +94,10 @@ struct tdc_kbs_hooks {
 	 * config's fixed time (has_at) must be set. */
 	int64_t (*now)(void *arg);
 	void *arg;
+	/* The daemon's reload (SIGHUP): fill c (initialised by the caller) with the
+	 * configuration as it is now, e.g. the file and the flags read again. NULL: the
+	 * running configuration, its files (certificate, key, roots) read again. */
+	int (*reload)(void *arg, struct tdc_kbs_config *c, struct tdc_error *e);
 };
 
 struct tdc_kbs;
@@ -95,6 +111,23 @@ int tdc_kbs_new(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 		struct tdc_kbs **out, struct tdc_error *e) TDC_MUST_USE;
 /* The bound TCP port (useful with port 0). */
 int tdc_kbs_port(const struct tdc_kbs *k);
+/* The metrics listener's port, or 0 when there is none. */
+int tdc_kbs_metrics_port(const struct tdc_kbs *k);
+/*
+ * Reload (in-process mode): next (NULL: the running configuration) is checked with
+ * tdc_kbs_config_reloadable, its certificate, key and roots are read and handed to the
+ * network side, which applies them to new connections; established ones keep theirs.
+ * Any failure keeps the running configuration whole. Logs "reloaded" or
+ * "reload_failed". Call it from another thread while tdc_kbs_run runs (the loop applies it).
+ */
+int tdc_kbs_reload(struct tdc_kbs *k, const struct tdc_kbs_config *next, struct tdc_error *e)
+	TDC_MUST_USE;
+/*
+ * Drain: stop accepting, close connections that are not in a request (handshakes, idle
+ * keep-alive), finish the requests in flight, then tdc_kbs_run returns 0. /healthz
+ * answers 503 meanwhile. Async-signal-safe, callable from any thread.
+ */
+void tdc_kbs_drain(struct tdc_kbs *k);
 /* Lower-case hex SHA-256 of the trusted simulator root's DER, or NULL. */
 const char *tdc_kbs_sim_root_sha256(const struct tdc_kbs *k);
 /*
@@ -108,8 +141,12 @@ const char *tdc_kbs_sim_root_sha256(const struct tdc_kbs *k);
  */
 int tdc_kbs_daemon(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h,
 		   struct tdc_error *e) TDC_MUST_USE;
-/* Async-signal-safe: asks a running tdc_kbs_daemon to stop. */
+/* Async-signal-safe: asks a running tdc_kbs_daemon to stop (now). */
 void tdc_kbs_daemon_stop(void);
+/* Async-signal-safe: asks it to reload (SIGHUP; hooks.reload, then tdc_kbs_reload's rules). */
+void tdc_kbs_daemon_reload(void);
+/* Async-signal-safe: asks it to drain (SIGUSR2; tdc_kbs_drain) and then return 0. */
+void tdc_kbs_daemon_drain(void);
 /* Runs the event loop until tdc_kbs_stop. */
 int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e) TDC_MUST_USE;
 /* Asks the loop to stop; async-signal-safe, callable from any thread. */

@@ -280,38 +280,6 @@ static void wipe_strings(json_object *o)
 	}
 }
 
-json_object *kbs_metrics_json(const struct kbs_metrics *m)
-{
-	const struct {
-		const char *name;
-		const _Atomic uint64_t *v;
-	} f[] = {
-		{ "accepted", &m->accepted },
-		{ "refused_limit", &m->refused_limit },
-		{ "refused_source", &m->refused_source },
-		{ "busy", &m->busy },
-		{ "evicted_handshake", &m->evicted_handshake },
-		{ "evicted_idle", &m->evicted_idle },
-		{ "handshake_failed", &m->handshake_failed },
-		{ "handshake_timeout", &m->handshake_timeout },
-		{ "released", &m->released },
-		{ "denied", &m->denied },
-		{ "unauthenticated", &m->unauthenticated },
-		{ "audit_sampled", &m->audit_sampled },
-		{ "audit_skipped", &m->audit_skipped },
-		{ "log_suppressed", &m->log_suppressed },
-		{ "memory_trims", &m->memory_trims },
-		{ "open", &m->open },
-		{ "open_busy", &m->open_busy },
-		{ "peak", &m->peak },
-	};
-	json_object *o = json_object_new_object();
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		json_object_object_add(o, f[i].name,
-				       json_object_new_int64((int64_t)atomic_load(f[i].v)));
-	return o;
-}
-
 static json_object *op_metrics(json_object *(*metrics)(void *), void *marg)
 {
 	json_object *m = metrics ? metrics(marg) : NULL;

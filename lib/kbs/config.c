@@ -20,6 +20,8 @@ const char tdc_kbs_usage[] =
 	"                         (the broker stopped; the backup is checked first)\n"
 	"  --config FILE          JSON config; the options below override it\n"
 	"  --listen ADDR:PORT     default 127.0.0.1:50051 ([::1]:PORT for IPv6)\n"
+	"  --metrics-listen ADDR:PORT  plain-HTTP /metrics (Prometheus) and /healthz, off by\n"
+	"                         default; unauthenticated: bind it to a private address\n"
 	"  --cert PEM --key PEM   the broker's TLS certificate (chain) and private key\n"
 	"  --db PATH              SQLite store (WAL)\n"
 	"  --master-key PATH      32-byte master key file (mode 0600), made by 'init'\n"
@@ -36,7 +38,9 @@ const char tdc_kbs_usage[] =
 	"  --handshake-timeout-ms N        to finish TLS (default 3000)\n"
 	"  --user NAME            the network process's user (default nobody; the keeper,\n"
 	"                         which holds the store and the master key, stays as started)\n"
-	"  --min-tcb-eval N       refuse collateral with a lower tcbEvaluationDataNumber\n";
+	"  --min-tcb-eval N       refuse collateral with a lower tcbEvaluationDataNumber\n"
+	"signals: HUP reloads (config, certificate, key), USR2 drains (finish the requests\n"
+	"in flight, exit 0), TERM/INT stop now\n";
 
 void tdc_kbs_config_init(struct tdc_kbs_config *c)
 {
@@ -53,12 +57,66 @@ void tdc_kbs_config_init(struct tdc_kbs_config *c)
 
 void tdc_kbs_config_free(struct tdc_kbs_config *c)
 {
-	char **s[] = { &c->listen, &c->cert, &c->key, &c->db, &c->master_key, &c->collateral_dir,
-		       &c->pccs_url, &c->pccs_ca, &c->admin_socket, &c->sim_root, &c->user };
+	char **s[] = { &c->listen, &c->metrics_listen, &c->cert, &c->key, &c->db,
+		       &c->master_key, &c->collateral_dir, &c->pccs_url, &c->pccs_ca,
+		       &c->admin_socket, &c->sim_root, &c->user };
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		free(*s[i]);
 		*s[i] = NULL;
 	}
+}
+
+int tdc_kbs_config_copy(struct tdc_kbs_config *dst, const struct tdc_kbs_config *src,
+			struct tdc_error *e)
+{
+	*dst = *src;
+	char **s[] = { &dst->listen, &dst->metrics_listen, &dst->cert, &dst->key, &dst->db,
+		       &dst->master_key, &dst->collateral_dir, &dst->pccs_url, &dst->pccs_ca,
+		       &dst->admin_socket, &dst->sim_root, &dst->user };
+	bool ok = true;
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		if (*s[i] && !(*s[i] = strdup(*s[i])))
+			ok = false;
+	if (!ok) {
+		tdc_kbs_config_free(dst);
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+int tdc_kbs_config_reloadable(const struct tdc_kbs_config *a, const struct tdc_kbs_config *b,
+			      struct tdc_error *e)
+{
+	/* what the processes, sockets, sandbox and collateral were built from at start */
+	const struct {
+		const char *key;
+		bool same;
+	} f[] = {
+		{ "listen", same_str(a->listen, b->listen) },
+		{ "metrics_listen", same_str(a->metrics_listen, b->metrics_listen) },
+		{ "db", same_str(a->db, b->db) },
+		{ "master_key", same_str(a->master_key, b->master_key) },
+		{ "admin_socket", same_str(a->admin_socket, b->admin_socket) },
+		{ "user", same_str(a->user, b->user) },
+		{ "collateral_dir", same_str(a->collateral_dir, b->collateral_dir) },
+		{ "pccs_url", same_str(a->pccs_url, b->pccs_url) },
+		{ "pccs_ca", same_str(a->pccs_ca, b->pccs_ca) },
+		{ "pccs_timeout_ms", a->pccs_timeout_ms == b->pccs_timeout_ms },
+		{ "at", a->has_at == b->has_at && (!a->has_at || a->at == b->at) },
+		{ "workers", a->workers == b->workers },
+		{ "max_connections", a->max_conns == b->max_conns },
+		{ "handshake_timeout_ms", a->handshake_timeout_ms == b->handshake_timeout_ms },
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!f[i].same)
+			return TDC_FAILF(e, TDC_E_USAGE, "not reloadable: restart the broker",
+					 "\"%s\" changed", f[i].key);
+	return 0;
 }
 
 static int set_str(char **dst, const char *v, struct tdc_error *e)
@@ -108,6 +166,7 @@ struct opt {
 #define OFF(f) offsetof(struct tdc_kbs_config, f)
 static const struct opt opts[] = {
 	{ "listen", "--listen", K_STR, OFF(listen), 0 },
+	{ "metrics_listen", "--metrics-listen", K_STR, OFF(metrics_listen), 0 },
 	{ "cert", "--cert", K_STR, OFF(cert), 0 },
 	{ "key", "--key", K_STR, OFF(key), 0 },
 	{ "db", "--db", K_STR, OFF(db), 0 },

@@ -13,6 +13,8 @@
  * only then does the keeper serve its channels and open the admin socket.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +31,19 @@
 
 static volatile pid_t net_pid;
 static struct tdc_kbs *net_self; /* in the network process */
+/* the keeper's requests from signal handlers (tdc_kbs_daemon_reload), to its main thread */
+static volatile int req_pipe = -1;
 
 static void net_signal(int sig)
 {
-	(void)sig;
-	if (net_self)
+	if (!net_self) {
+		if (sig != SIGUSR2)
+			_exit(1); /* still starting: nothing to finish */
+		return;
+	}
+	if (sig == SIGUSR2)
+		tdc_kbs_drain(net_self);
+	else
 		tdc_kbs_stop(net_self);
 }
 
@@ -61,6 +71,68 @@ void tdc_kbs_daemon_stop(void)
 	pid_t p = net_pid;
 	if (p > 0)
 		kill(p, SIGTERM);
+}
+
+void tdc_kbs_daemon_drain(void)
+{
+	pid_t p = net_pid;
+	if (p > 0)
+		kill(p, SIGUSR2);
+}
+
+void tdc_kbs_daemon_reload(void)
+{
+	int fd = req_pipe;
+	if (fd >= 0) {
+		ssize_t w = write(fd, "h", 1);
+		(void)w;
+	}
+}
+
+/* SIGHUP: the configuration as it is now (the front end's hook, or the running one with
+ * its files read again), checked and applied by the keeper and the network process, or
+ * refused whole; *running becomes it on success. */
+static void reload(struct kbs_keeper *keeper, const struct tdc_kbs_hooks *h,
+		   struct tdc_kbs_config *running)
+{
+	struct tdc_kbs_config next;
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	tdc_kbs_config_init(&next);
+	int r = 0;
+	if (h && h->reload) {
+		r = h->reload(h->arg, &next, &e);
+	} else {
+		tdc_kbs_config_free(&next);
+		r = tdc_kbs_config_copy(&next, running, &e);
+	}
+	if (kbs_keeper_reload(keeper, running, r == 0 ? &next : NULL, &e) == 0) {
+		tdc_kbs_config_free(running);
+		*running = next;
+	} else {
+		tdc_kbs_config_free(&next);
+	}
+}
+
+/* Until the network process ends, serving reload requests; its wait status. */
+static int wait_net(pid_t pid, int req_fd, struct kbs_keeper *keeper,
+		    const struct tdc_kbs_hooks *h, struct tdc_kbs_config *running)
+{
+	int status = 0;
+	for (;;) {
+		struct pollfd p = { .fd = req_fd, .events = POLLIN };
+		/* the timeout only bounds how late a child that ended is seen */
+		int pr = poll(&p, 1, 200);
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			return status;
+		if (pr > 0 && (p.revents & POLLIN)) {
+			char buf[16];
+			ssize_t n = read(req_fd, buf, sizeof(buf));
+			if (n > 0 && keeper)
+				reload(keeper, h, running);
+		}
+	}
 }
 
 /* READY on the control channel: a status and an error text. */
@@ -118,15 +190,21 @@ static void run_net(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *
 		OPENSSL_cleanse((char *)c->db, strlen(c->db));
 		nc.db = "";
 	}
+	/* SIGTERM/SIGINT stop, SIGUSR2 drains (forwarded by the keeper); SIGHUP is the
+	 * keeper's (it reloads and tells this process), so one sent to the whole group is
+	 * not a reason to die here */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = net_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
 	struct tdc_kbs *k = NULL;
 	int r = kbs_net_new(&nc, h, theirs, &k, &e);
 	if (r == 0) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = net_signal;
 		net_self = k;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
 		r = kbs_net_start(k, &e);
 	}
 	if (r < 0) {
@@ -155,9 +233,15 @@ int tdc_kbs_daemon(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h
 		free(keep);
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 	}
-	int r = 0;
+	int r = 0, reqs[2] = { -1, -1 };
+	struct tdc_kbs_config running;
+	memset(&running, 0, sizeof(running));
 	for (unsigned i = 0; i <= workers; i++)
 		net[i] = keep[i] = -1;
+	if (pipe2(reqs, O_CLOEXEC | O_NONBLOCK) < 0)
+		r = TDC_FAILF(e, TDC_E_IO, "cannot create a pipe", "%s", strerror(errno));
+	if (r == 0)
+		r = tdc_kbs_config_copy(&running, c, e);
 	for (unsigned i = 0; r == 0 && i <= workers; i++) {
 		int sv[2];
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -172,6 +256,8 @@ int tdc_kbs_daemon(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h
 	if (pid == 0) {
 		for (unsigned i = 0; i <= workers; i++)
 			close(keep[i]);
+		close(reqs[0]);
+		close(reqs[1]);
 		run_net(c, h, net);
 	}
 	for (unsigned i = 0; i <= workers; i++)
@@ -198,12 +284,21 @@ int tdc_kbs_daemon(const struct tdc_kbs_config *c, const struct tdc_kbs_hooks *h
 	}
 	int status = 0;
 	if (pid > 0) {
-		if (r < 0)
+		if (r < 0) {
 			kill(pid, SIGTERM);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+		} else {
+			req_pipe = reqs[1];
+			status = wait_net(pid, reqs[0], keeper, h, &running);
+			req_pipe = -1;
+		}
 		net_pid = 0;
 	}
+	for (int i = 0; i < 2; i++)
+		if (reqs[i] >= 0)
+			close(reqs[i]);
+	tdc_kbs_config_free(&running);
 	kbs_keeper_stop(keeper);
 	tdc_store_close(store);
 	for (unsigned i = 0; i <= workers; i++)

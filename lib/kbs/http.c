@@ -169,7 +169,21 @@ static int parse_target(const char *t, struct kbs_http_req *req, enum kbs_reason
 	return 0;
 }
 
-static int parse_request_line(struct tdc_rd *line, struct kbs_http_req *req,
+/* The metrics listener's two paths (PROTOCOL.md section 9); nothing else. */
+static int parse_ops_target(const char *t, struct kbs_http_req *req, enum kbs_reason *reason,
+			    struct tdc_error *e)
+{
+	if (!strcmp(t, "/metrics"))
+		req->route = KBS_ROUTE_METRICS;
+	else if (!strcmp(t, "/healthz"))
+		req->route = KBS_ROUTE_HEALTHZ;
+	else
+		return fail(reason, KBS_NOT_FOUND, e, TDC_E_FORMAT, TDC_NO_OFFSET, "unknown path",
+			    NULL);
+	return 0;
+}
+
+static int parse_request_line(struct tdc_rd *line, struct kbs_http_req *req, bool ops,
 			      enum kbs_reason *reason, struct tdc_error *e)
 {
 	char target[TDC_MAX_HTTP_REQUEST_LINE + 1];
@@ -193,6 +207,13 @@ static int parse_request_line(struct tdc_rd *line, struct kbs_http_req *req,
 	if (tdc_rd_remaining(line) != 8 || !tdc_rd_starts_with(line, "HTTP/1.1", 8))
 		return fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, tdc_rd_offset(line),
 			    "malformed request line", "HTTP version (only HTTP/1.1)");
+	if (ops) {
+		TDC_GUARD(parse_ops_target(target, req, reason, e) < 0 ? KBS_HTTP_ERROR : 0);
+		if (strcmp(req->method, "GET") != 0)
+			return fail(reason, KBS_METHOD_NOT_ALLOWED, e, TDC_E_FORMAT, TDC_NO_OFFSET,
+				    "method not allowed", req->method);
+		return 0;
+	}
 	TDC_GUARD(parse_target(target, req, reason, e) < 0 ? KBS_HTTP_ERROR : 0);
 	if (strcmp(req->method, "POST") != 0)
 		return fail(reason, KBS_METHOD_NOT_ALLOWED, e, TDC_E_FORMAT, TDC_NO_OFFSET,
@@ -383,8 +404,8 @@ static int parse_body(const struct tdc_rd *body, struct kbs_http_req *req, enum 
 	return r;
 }
 
-int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
-		   enum kbs_reason *reason, struct tdc_error *e)
+static int parse(const uint8_t *buf, size_t len, bool ops, struct kbs_http_req *req,
+		 enum kbs_reason *reason, struct tdc_error *e)
 {
 	struct tdc_rd r, line;
 	size_t pos;
@@ -409,7 +430,8 @@ int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
 	if (tdc_rd_sub(&r, pos, &line, "request line", e) < 0 ||
 	    tdc_rd_skip(&r, 2, "CRLF", e) < 0)
 		return fail(reason, KBS_INTERNAL, e, TDC_E_INTERNAL, TDC_NO_OFFSET, "reader", NULL);
-	if (check_partial(&line, reason, e) < 0 || parse_request_line(&line, req, reason, e) < 0)
+	if (check_partial(&line, reason, e) < 0 ||
+	    parse_request_line(&line, req, ops, reason, e) < 0)
 		return KBS_HTTP_ERROR;
 
 	/* header fields, up to the empty line */
@@ -441,6 +463,13 @@ int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
 	if (!s.host)
 		return fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET,
 			    "no Host header field", NULL);
+	if (ops) {
+		/* a GET has no body; one announced is refused rather than skipped */
+		if (req->body_len)
+			return fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET,
+				    "a request body on the metrics listener", NULL);
+		return KBS_HTTP_DONE;
+	}
 	if (!s.length)
 		return fail(reason, KBS_BAD_REQUEST, e, TDC_E_FORMAT, TDC_NO_OFFSET,
 			    "no Content-Length header field", NULL);
@@ -460,7 +489,44 @@ int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
 	return KBS_HTTP_DONE;
 }
 
+int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
+		   enum kbs_reason *reason, struct tdc_error *e)
+{
+	return parse(buf, len, false, req, reason, e);
+}
+
+int kbs_http_parse_ops(const uint8_t *buf, size_t len, struct kbs_http_req *req,
+		       enum kbs_reason *reason, struct tdc_error *e)
+{
+	return parse(buf, len, true, req, reason, e);
+}
+
 /* ---- responses ---- */
+
+int kbs_http_plain_response(int status, const char *content_type, const char *body,
+			    size_t body_len, char **out, size_t *out_len, struct tdc_error *e)
+{
+	char head[256];
+	int h = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: %s\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Connection: close\r\n"
+			 "\r\n",
+			 status, status_text(status), content_type, body_len);
+	if (h < 0 || (size_t)h >= sizeof(head))
+		return TDC_FAIL(e, TDC_E_INTERNAL, "response does not fit");
+	char *o = malloc((size_t)h + body_len);
+	if (!o)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	memcpy(o, head, (size_t)h);
+	if (body_len)
+		memcpy(o + h, body, body_len);
+	*out = o;
+	*out_len = (size_t)h + body_len;
+	return 0;
+}
 
 int kbs_http_response(enum kbs_reason reason, const char *request_id, const char *secret_id,
 		      const struct tdc_secret *key, bool close, struct tdc_secret *out,

@@ -49,8 +49,11 @@ int kbs_reason_http(enum kbs_reason r);
 
 enum { KBS_HTTP_DONE = 0, KBS_HTTP_MORE = 1, KBS_HTTP_ERROR = -1 };
 
+enum kbs_route { KBS_ROUTE_KEY = 0, KBS_ROUTE_METRICS, KBS_ROUTE_HEALTHZ };
+
 struct kbs_http_req {
 	char method[16];
+	enum kbs_route route;
 	char secret_id[TDC_MAX_KBS_SECRET_ID + 1];
 	unsigned version;          /* from the /v<N>/ path prefix */
 	bool conn_close;           /* Connection: close */
@@ -74,6 +77,14 @@ void kbs_http_req_free(struct kbs_http_req *req);
  */
 int kbs_http_parse(const uint8_t *buf, size_t len, struct kbs_http_req *req,
 		   enum kbs_reason *reason, struct tdc_error *e);
+/* The same parser for the metrics listener (PROTOCOL.md section 9): only GET /metrics and
+ * GET /healthz, Content-Length optional and then 0, no body. */
+int kbs_http_parse_ops(const uint8_t *buf, size_t len, struct kbs_http_req *req,
+		       enum kbs_reason *reason, struct tdc_error *e);
+/* A plain response with Connection: close into *out (malloc'd, *out_len bytes). */
+int kbs_http_plain_response(int status, const char *content_type, const char *body,
+			    size_t body_len, char **out, size_t *out_len, struct tdc_error *e)
+	TDC_MUST_USE;
 
 /*
  * A complete response into *out (locked, wiped on free): status from reason,
@@ -238,9 +249,42 @@ bool kbs_ratelog_allow(struct kbs_ratelog *r, int64_t now_ms);
 /* The count to report now (and a new window), or 0. */
 uint64_t kbs_ratelog_due(struct kbs_ratelog *r, int64_t now_ms);
 
-/* ---- admin protocol (admin.c) ---- */
+/* ---- counters (metrics.c): one set, rendered as JSON (admin "metrics") and as
+ * Prometheus text (the metrics listener) ---- */
 
-/* Counters (admin op "metrics"), added to by the loop and the workers. */
+/* Fixed histogram buckets, upper bounds in microseconds (PROTOCOL.md section 9). */
+#define KBS_HIST_BUCKETS 14
+extern const uint32_t kbs_hist_bounds_us[KBS_HIST_BUCKETS];
+struct kbs_hist {
+	_Atomic uint64_t n[KBS_HIST_BUCKETS + 1]; /* per bucket (not cumulative); last: +Inf */
+	_Atomic uint64_t sum_us;
+};
+void kbs_hist_add(struct kbs_hist *h, int64_t us);
+
+/* Why a TLS handshake did not finish. */
+enum kbs_hs_class {
+	KBS_HS_TIMEOUT,         /* not finished within the handshake timeout */
+	KBS_HS_NO_CERTIFICATE,  /* the client sent no certificate */
+	KBS_HS_CERTIFICATE,     /* its certificate was refused (not one self-signed P-256) */
+	KBS_HS_PROTOCOL,        /* any other TLS alert or error */
+	KBS_HS_CLOSED,          /* the peer closed or reset the connection */
+	KBS_HS__N,
+};
+const char *kbs_hs_class_name(enum kbs_hs_class c);
+
+/* The keeper operations timed (the op byte of the request, in this order). */
+enum kbs_store_op {
+	KBS_SOP_POLICY,
+	KBS_SOP_RELEASE,
+	KBS_SOP_AUDIT,
+	KBS_SOP_CACHE_GET,
+	KBS_SOP_CACHE_PUT,
+	KBS_SOP_PING,
+	KBS_SOP__N,
+};
+const char *kbs_store_op_name(enum kbs_store_op op);
+
+/* Added to by the loop and the workers. */
 struct kbs_metrics {
 	_Atomic uint64_t accepted;          /* TCP connections taken into a slot */
 	_Atomic uint64_t refused_limit;     /* closed at accept: no slot, no busy lane */
@@ -248,18 +292,25 @@ struct kbs_metrics {
 	_Atomic uint64_t busy;              /* answered busy (connection limit or queue full) */
 	_Atomic uint64_t evicted_handshake; /* stalled handshakes closed for a new connection */
 	_Atomic uint64_t evicted_idle;      /* idle keep-alive connections closed likewise */
-	_Atomic uint64_t handshake_failed;
-	_Atomic uint64_t handshake_timeout;
-	_Atomic uint64_t released, denied;  /* decisions (handshake failures aside) */
+	_Atomic uint64_t handshake[KBS_HS__N];
+	_Atomic uint64_t released;
+	_Atomic uint64_t denied[KBS__REASONS]; /* decisions by reason (busy: above) */
 	_Atomic uint64_t unauthenticated;   /* refusals before a quote verified */
 	_Atomic uint64_t audit_sampled;     /* of those, written to the audit trail */
 	_Atomic uint64_t audit_skipped;     /* and left out of it (counted here) */
 	_Atomic uint64_t log_suppressed;    /* log lines left out by the rate limit */
 	_Atomic uint64_t memory_trims;      /* free memory given back after a flood */
-	_Atomic uint64_t open, open_busy, peak;
+	_Atomic uint64_t ops_refused;       /* metrics listener: over its connection cap */
+	_Atomic uint64_t open, open_busy, peak, queue, draining; /* gauges */
+	struct kbs_hist verify;             /* the release decision (kbs_decide) */
+	struct kbs_hist store[KBS_SOP__N];  /* keeper round trips, by operation */
 };
 /* {"accepted":N,...} of m (a new object). */
 json_object *kbs_metrics_json(const struct kbs_metrics *m);
+/* The Prometheus text exposition (format 0.0.4) of m: malloc'd, NUL-terminated. */
+char *kbs_metrics_prometheus(const struct kbs_metrics *m, size_t *len);
+
+/* ---- admin protocol (admin.c) ---- */
 
 /*
  * One JSON request line -> one JSON reply (malloc'd, no newline). Ops:
@@ -284,8 +335,10 @@ enum kbs_kop {
 	KOP_AUDIT = 3,   /* a "denied" record -> audit_id */
 	KOP_CACHE_GET = 4,
 	KOP_CACHE_PUT = 5,
+	KOP_PING = 6,     /* the store answers (/healthz) */
 	KOP_METRICS = 16, /* control: -> the network process's counters (JSON) */
 	KOP_READY = 17,   /* control: the keeper has the store (status, error) / listening */
+	KOP_RELOAD = 18,  /* control: certificate, key, root, limits -> spki_sha256 | error */
 };
 enum kbs_kst { KST_OK = 0, KST_NOT_FOUND = 1, KST_ERROR = 2 };
 
@@ -322,9 +375,22 @@ int kbs_keeper_start(struct tdc_store *s, const struct kbs_keeper_opts *o, const
 		     size_t n, struct kbs_keeper **out, struct tdc_error *e) TDC_MUST_USE;
 /* Closes the admin socket, ends the channels and joins their threads. */
 void kbs_keeper_stop(struct kbs_keeper *k);
+/*
+ * A reload (SIGHUP), from a thread other than the network side's loop: next is checked
+ * against running (tdc_kbs_config_reloadable, tdc_kbs_config_check), its certificate,
+ * key and simulator root are read here (the network process's sandbox cannot read
+ * them) and sent on the control channel; the network side builds and swaps them or
+ * answers why not, keeping what it had. next == NULL: the new configuration did not
+ * load and e says why. Logs "reloaded" or "reload_failed" (one line).
+ */
+int kbs_keeper_reload(struct kbs_keeper *k, const struct tdc_kbs_config *running,
+		      const struct tdc_kbs_config *next, struct tdc_error *e) TDC_MUST_USE;
 
-/* The calling thread's channel to the keeper (a worker binds its own at start). */
-void kbs_vault_bind(int fd);
+/* The calling thread's channel to the keeper (a worker binds its own at start), and the
+ * counters its round trips are timed into (may be NULL). */
+void kbs_vault_bind(int fd, struct kbs_metrics *m);
+/* The keeper and its store answer. */
+int kbs_vault_ping(struct tdc_error *e) TDC_MUST_USE;
 /* *policy: malloc'd JSON, or NULL when the secret has none; unknown: TDC_E_NOT_FOUND. */
 int kbs_vault_policy(const char *secret_id, char **policy, struct tdc_error *e) TDC_MUST_USE;
 /* The keeper reads the secret, makes rec (decision released) durable, then sends the key. */

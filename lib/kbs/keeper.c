@@ -246,6 +246,21 @@ static void op_cache_put(struct kbs_keeper *k, struct tdc_rd *r, struct tdc_wr *
 	free(kind);
 }
 
+/* The store answers a read: what /healthz means by "the store is reachable". */
+static void op_ping(struct kbs_keeper *k, struct tdc_rd *r, struct tdc_wr *w)
+{
+	struct tdc_error e;
+	int version = 0;
+	tdc_error_clear(&e);
+	int rc = tdc_rd_end(r, "ping", &e);
+	if (rc == 0)
+		rc = tdc_store_schema_version(k->store, &version, &e);
+	if (rc == 0)
+		tdc_wr_u8(w, KST_OK);
+	else
+		put_error(w, &e);
+}
+
 static void *serve(void *arg)
 {
 	struct chan *c = arg;
@@ -269,6 +284,7 @@ static void *serve(void *arg)
 		case KOP_AUDIT: op_audit(k, &r, &w); break;
 		case KOP_CACHE_GET: op_cache_get(k, &r, &w); break;
 		case KOP_CACHE_PUT: op_cache_put(k, &r, &w); break;
+		case KOP_PING: op_ping(k, &r, &w); break;
 		default:
 			TDC_FAILF(&e, TDC_E_USAGE, "unknown keeper op", "%u", op);
 			put_error(&w, &e);
@@ -314,6 +330,104 @@ static json_object *net_metrics(void *arg)
 	pthread_mutex_unlock(&k->control_lock);
 	kbs_frame_free(rep, n);
 	return m;
+}
+
+/* ---- reload, sent to the network process ---- */
+
+/* the broker's certificate chain and key, and the simulator root (PEM) */
+#define RELOAD_MAX_CERT (256u * 1024u)
+#define RELOAD_MAX_KEY (64u * 1024u)
+#define RELOAD_MAX_ROOT (64u * 1024u)
+
+/* The frame for the network process: the files of next as they are now, and its limits. */
+static int reload_frame(const struct tdc_kbs_config *next, uint8_t **out, size_t *n,
+			struct tdc_error *e)
+{
+	uint8_t *cert = NULL, *key = NULL, *root = NULL;
+	size_t cl = 0, kl = 0, rl = 0;
+	int rc = tdc_file_read(next->cert, RELOAD_MAX_CERT, &cert, &cl, e);
+	if (rc == 0)
+		rc = tdc_file_read(next->key, RELOAD_MAX_KEY, &key, &kl, e);
+	if (rc == 0 && next->sim_root && *next->sim_root)
+		rc = tdc_file_read(next->sim_root, RELOAD_MAX_ROOT, &root, &rl, e);
+	if (rc == 0) {
+		struct tdc_wr w;
+		tdc_wr_init_alloc(&w, KBS_KEEPER_MAX_FRAME);
+		tdc_wr_u8(&w, KOP_RELOAD);
+		kbs_put_blob(&w, cert, cl);
+		kbs_put_blob(&w, key, kl);
+		kbs_put_blob(&w, root, rl);
+		tdc_wr_u32le(&w, next->min_tcb_eval_num);
+		tdc_wr_u32le(&w, next->max_conns_per_source);
+		tdc_wr_u32le(&w, next->queue_max);
+		rc = tdc_wr_finish(&w, out, n, e);
+	}
+	free(cert);
+	if (key)
+		OPENSSL_cleanse(key, kl);
+	free(key);
+	free(root);
+	return rc;
+}
+
+static int reload(struct kbs_keeper *k, const struct tdc_kbs_config *running,
+		  const struct tdc_kbs_config *next, char spki[65], struct tdc_error *e)
+{
+	uint8_t *req = NULL, *rep = NULL, st = 0;
+	size_t n = 0, rn = 0;
+	if (k->o.control_fd < 0)
+		return TDC_FAIL(e, TDC_E_USAGE, "no network process to reload");
+	TDC_GUARD(tdc_kbs_config_check(next, e));
+	TDC_GUARD(tdc_kbs_config_reloadable(running, next, e));
+	TDC_GUARD(reload_frame(next, &req, &n, e));
+	pthread_mutex_lock(&k->control_lock);
+	int rc = kbs_frame_send(k->o.control_fd, req, n, e);
+	if (rc == 0)
+		rc = kbs_frame_recv(k->o.control_fd, &rep, &rn, e);
+	pthread_mutex_unlock(&k->control_lock);
+	kbs_frame_free(req, n);
+	if (rc < 0)
+		return rc;
+	/* the network process's answer: status, then its fingerprint or its error */
+	struct tdc_rd r;
+	char *a = NULL, *b = NULL;
+	uint32_t code = 0;
+	tdc_rd_init(&r, rep, rn);
+	rc = tdc_rd_u8(&r, &st, "reload status", e);
+	if (rc == 0 && st == KST_OK) {
+		rc = kbs_get_str(&r, 64, &a, "spki_sha256", e);
+		if (rc == 0)
+			snprintf(spki, 65, "%s", a ? a : "");
+	} else if (rc == 0) {
+		rc = tdc_rd_u32le(&r, &code, "reload error", e);
+		if (rc == 0)
+			rc = kbs_get_str(&r, 512, &a, "reload error", e);
+		if (rc == 0)
+			rc = kbs_get_str(&r, 1024, &b, "reload error", e);
+		if (rc == 0)
+			rc = TDC_FAILF(e, TDC_E_USAGE, "the network process refused the reload",
+				       "%s%s%s", a ? a : "?", b ? ": " : "", b ? b : "");
+	}
+	free(a);
+	free(b);
+	kbs_frame_free(rep, rn);
+	return rc;
+}
+
+int kbs_keeper_reload(struct kbs_keeper *k, const struct tdc_kbs_config *running,
+		      const struct tdc_kbs_config *next, struct tdc_error *e)
+{
+	char spki[65] = "", buf[600];
+	int rc = next ? reload(k, running, next, spki, e)
+		      : (e && e->code ? e->code : TDC_FAIL(e, TDC_E_USAGE, "no configuration"));
+	if (rc < 0) {
+		klog(k, "error", "reload_failed", NULL,
+		     e ? tdc_error_format(e, buf, sizeof(buf)) : "reload failed");
+		return rc;
+	}
+	snprintf(buf, sizeof(buf), "certificate spki_sha256 %s", spki);
+	klog(k, "info", "reloaded", NULL, buf);
+	return 0;
 }
 
 /* ---- the admin socket ---- */

@@ -72,7 +72,18 @@
 #define SAMPLE_BURST 10u
 #define SAMPLE_PER_MINUTE 6u
 
-enum kind { K_LISTEN, K_WAKE, K_CONN, K_CONTROL };
+/*
+ * The metrics listener (PROTOCOL.md section 9): plain HTTP, unauthenticated, so it is
+ * kept small: at most OPS_MAX connections (more are closed at accept), a request of at
+ * most OPS_IN bytes through the broker's HTTP parser, OPS_MS for the whole exchange.
+ * /healthz asks the keeper whether the store answers at most every HEALTH_FRESH_MS.
+ */
+#define OPS_MAX 8u
+#define OPS_IN 2048u
+#define OPS_MS 2000
+#define HEALTH_FRESH_MS 1000
+
+enum kind { K_LISTEN, K_WAKE, K_CONN, K_CONTROL, K_OPS_LISTEN, K_OPS };
 struct evsrc {
 	enum kind kind;
 };
@@ -104,6 +115,7 @@ struct conn {
 	struct conn *hs_prev, *hs_next;
 	bool in_hs_list;
 	X509 *refused_cert; /* the client certificate the handshake refused, for the audit */
+	struct kbs_trust *trust; /* the trust anchor when it was accepted (reload: new ones) */
 	/* timer */
 	enum tq tq;
 	int64_t deadline;
@@ -113,9 +125,35 @@ struct conn {
 	struct kbs_peer peer_state; /* used by the worker only while S_WORK */
 };
 
+/* The verifier and its trust anchor, shared by the connections accepted while it was
+ * current: a reload makes a new one and the old goes with its last connection. Counted
+ * by the loop thread only (workers use a job's reference, taken and dropped there). */
+struct kbs_trust {
+	unsigned refs;
+	struct tdc_verifier *verifier;
+	bool sim;
+};
+
+/* A connection to the metrics listener. */
+enum ost { O_FREE, O_READ, O_HEALTH, O_WRITE };
+struct ops_conn {
+	struct evsrc src;
+	int fd;
+	enum ost st;
+	uint8_t in[OPS_IN];
+	size_t in_len;
+	char *out;
+	size_t out_len, out_pos;
+	int64_t deadline;
+};
+
 struct job {
 	struct job *next;
 	struct conn *c;           /* NULL: audit only, no response */
+	struct kbs_trust *trust;  /* with a decision to make */
+	bool ping;                /* /healthz: does the store answer */
+	bool ping_ok;
+	char ping_why[200];
 	enum kbs_reason preset;   /* KBS_OK: run the decision */
 	char preset_detail[512];
 	struct kbs_http_req req;
@@ -137,8 +175,10 @@ struct tq_list {
 
 struct tdc_kbs {
 	struct tdc_kbs_config cfg;
+	struct tdc_kbs_config given; /* as the caller gave it: what a reload compares with */
 	struct tdc_kbs_hooks hooks;
-	struct kbs_ctx ctx;
+	struct kbs_ctx ctx;          /* its collateral; the verifier is the trust's */
+	struct kbs_trust *trust;     /* current: for connections accepted from now on */
 	/* in-process mode only (tdc_kbs_new): the store and its keeper, as threads */
 	struct tdc_store *store;
 	struct kbs_keeper *keeper;
@@ -156,7 +196,15 @@ struct tdc_kbs {
 	int port;
 	char sim_sha[65];
 	bool has_sim;
-	volatile sig_atomic_t stop;
+	volatile sig_atomic_t stop, drain_req;
+	bool draining;
+	size_t jobs_out; /* submitted, not yet back */
+	/* the metrics listener */
+	struct evsrc ops_src;
+	int ops_fd, ops_port;
+	struct ops_conn ops[OPS_MAX];
+	bool health_ok, health_pending;
+	int64_t health_ms;
 	struct conn *conns;
 	struct conn *dead;
 	size_t nconns, nbusy;
@@ -191,6 +239,13 @@ static int64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t now_s(struct tdc_kbs *k)
@@ -299,6 +354,54 @@ static void ssl_err_text(char *out, size_t cap)
 		snprintf(out, cap, "connection closed");
 }
 
+/* ---- trust ---- */
+
+static struct kbs_trust *trust_get(struct kbs_trust *t)
+{
+	if (t)
+		t->refs++;
+	return t;
+}
+
+static void trust_put(struct kbs_trust *t)
+{
+	if (t && --t->refs == 0) {
+		tdc_verifier_free(t->verifier);
+		free(t);
+	}
+}
+
+/* root: the simulator root (PEM or DER), or NULL for Intel's. */
+static int root_der(const uint8_t *buf, size_t len, uint8_t **der, size_t *der_len,
+		    char sha[65], struct tdc_error *e);
+
+static int trust_new(const uint8_t *root, size_t root_len, uint32_t min_tcb_eval_num,
+		     struct kbs_trust **out, char sha[65], struct tdc_error *e)
+{
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	*out = NULL;
+	struct kbs_trust *t = calloc(1, sizeof(*t));
+	if (!t)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	int r = root ? root_der(root, root_len, &der, &der_len, sha, e) : 0;
+	if (r == 0) {
+		struct tdc_verifier_opts vo = { .test_root_der = der,
+						.test_root_der_len = der_len,
+						.min_tcb_eval_num = min_tcb_eval_num };
+		r = tdc_verifier_new(&vo, &t->verifier, e);
+	}
+	free(der);
+	if (r < 0) {
+		free(t);
+		return r;
+	}
+	t->sim = root != NULL;
+	t->refs = 1;
+	*out = t;
+	return 0;
+}
+
 /* ---- timers ---- */
 
 static void timer_del(struct tdc_kbs *k, struct conn *c)
@@ -348,6 +451,9 @@ static int next_timeout(struct tdc_kbs *k)
 	pthread_mutex_unlock(&k->sample_lock);
 	if (k->trim_due && (best < 0 || k->trim_ms + TRIM_EVERY_MS < best))
 		best = k->trim_ms + TRIM_EVERY_MS;
+	for (unsigned i = 0; i < OPS_MAX; i++)
+		if (k->ops[i].st != O_FREE && (best < 0 || k->ops[i].deadline < best))
+			best = k->ops[i].deadline;
 	if (best < 0)
 		return -1;
 	return best <= now ? 0 : (int)(best - now > 60000 ? 60000 : best - now);
@@ -416,6 +522,8 @@ static void conn_close(struct tdc_kbs *k, struct conn *c)
 	c->ssl = NULL;
 	X509_free(c->refused_cert);
 	c->refused_cert = NULL;
+	trust_put(c->trust);
+	c->trust = NULL;
 	tdc_secret_free(&c->out);
 	kbs_peer_free(&c->peer_state);
 	if (c->in)
@@ -509,22 +617,39 @@ static void job_free(struct job *j)
 	if (!j)
 		return;
 	X509_free(j->cert);
+	trust_put(j->trust);
 	tdc_secret_free(&j->resp);
 	kbs_http_req_free(&j->req);
 	free(j);
 }
 
-static void submit(struct tdc_kbs *k, struct job *j)
+/* From the loop thread. front: before the queued requests (a health check must not wait
+ * behind a storm's verifications to say that the store answers). */
+static void submit_at(struct tdc_kbs *k, struct job *j, bool front)
 {
+	k->jobs_out++;
 	pthread_mutex_lock(&k->lock);
-	if (k->q_tail)
-		k->q_tail->next = j;
-	else
+	if (front) {
+		j->next = k->q_head;
 		k->q_head = j;
-	k->q_tail = j;
+		if (!k->q_tail)
+			k->q_tail = j;
+	} else {
+		if (k->q_tail)
+			k->q_tail->next = j;
+		else
+			k->q_head = j;
+		k->q_tail = j;
+	}
 	k->q_len++;
+	atomic_store(&k->m.queue, k->q_len);
 	pthread_cond_signal(&k->cond);
 	pthread_mutex_unlock(&k->lock);
+}
+
+static void submit(struct tdc_kbs *k, struct job *j)
+{
+	submit_at(k, j, false);
 }
 
 static size_t queue_len(struct tdc_kbs *k)
@@ -591,9 +716,10 @@ static void dispatch(struct tdc_kbs *k, struct conn *c, const struct kbs_http_re
 			 tdc_error_format(e, buf, sizeof(buf)));
 	}
 	j->cert = SSL_get1_peer_certificate(c->ssl);
+	j->trust = trust_get(c->trust);
 	c->nreq++;
 	j->close_after = preset != KBS_OK || (req && req->conn_close) ||
-			 c->nreq >= TDC_MAX_KBS_REQUESTS_PER_CONN;
+			 c->nreq >= TDC_MAX_KBS_REQUESTS_PER_CONN || k->draining;
 	/* the request's bytes are consumed; a pipelined next one waits */
 	if (req && preset == KBS_OK) {
 		size_t used = req->header_len + req->body_len;
@@ -637,10 +763,11 @@ static bool ssl_would_block(struct tdc_kbs *k, struct conn *c, int rc)
 
 /* Counted, logged at a limited rate; a client that got as far as presenting a
  * certificate is an unauthenticated refusal, sampled into the audit trail. */
-static void handshake_failed(struct tdc_kbs *k, struct conn *c, const char *why)
+static void handshake_failed(struct tdc_kbs *k, struct conn *c, enum kbs_hs_class cls,
+			     const char *why)
 {
 	uint64_t skipped = 0;
-	atomic_fetch_add(&k->m.handshake_failed, 1);
+	atomic_fetch_add(&k->m.handshake[cls], 1);
 	X509 *cert = c->busy_lane ? NULL : SSL_get0_peer_certificate(c->ssl);
 	if (!cert)
 		cert = c->refused_cert;
@@ -680,9 +807,20 @@ static void conn_handshake(struct tdc_kbs *k, struct conn *c)
 	}
 	if (ssl_would_block(k, c, r))
 		return;
+	/* the class, from the error before ssl_err_text takes it off the queue */
+	enum kbs_hs_class cls = KBS_HS_PROTOCOL;
+	int err = SSL_get_error(c->ssl, r);
+	unsigned long last = ERR_peek_last_error();
+	if (c->refused_cert)
+		cls = KBS_HS_CERTIFICATE;
+	else if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN || !last)
+		cls = KBS_HS_CLOSED;
+	else if (ERR_GET_LIB(last) == ERR_LIB_SSL &&
+		 ERR_GET_REASON(last) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+		cls = KBS_HS_NO_CERTIFICATE;
 	char why[256];
 	ssl_err_text(why, sizeof(why));
-	handshake_failed(k, c, why);
+	handshake_failed(k, c, cls, why);
 	conn_close(k, c);
 }
 
@@ -764,7 +902,7 @@ static void conn_write(struct tdc_kbs *k, struct conn *c)
 	}
 	tdc_secret_free(&c->out);
 	c->out_len = c->out_pos = 0;
-	if (c->close_after) {
+	if (c->close_after || k->draining) {
 		conn_start_close(k, c);
 		return;
 	}
@@ -904,6 +1042,7 @@ static struct conn *conn_new(struct tdc_kbs *k, int fd, enum lane lane, struct k
 	c->accepted_ms = mono_ms();
 	c->origin = o;
 	c->busy_lane = lane == LANE_BUSY;
+	c->trust = c->busy_lane ? NULL : trust_get(k->trust);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	SSL_set_accept_state(ssl);
 	SSL_set_app_data(ssl, c);
@@ -996,8 +1135,19 @@ static void work(struct tdc_kbs *k, struct job *j)
 	const char *sid = j->has_req && j->req.secret_id[0] ? j->req.secret_id : NULL;
 
 	memset(&d, 0, sizeof(d));
+	if (j->ping) {
+		struct tdc_error pe;
+		tdc_error_clear(&pe);
+		j->ping_ok = kbs_vault_ping(&pe) == 0;
+		if (!j->ping_ok)
+			tdc_error_format(&pe, j->ping_why, sizeof(j->ping_why));
+		return;
+	}
 	if (j->preset == KBS_OK) {
-		kbs_decide(&k->ctx, j->cert, &j->c->peer_state, &j->req, now, &d);
+		struct kbs_ctx x = { j->trust->verifier, k->ctx.coll, j->trust->sim };
+		int64_t t0 = mono_us();
+		kbs_decide(&x, j->cert, &j->c->peer_state, &j->req, now, &d);
+		kbs_hist_add(&k->m.verify, mono_us() - t0);
 	} else {
 		d.reason = j->preset;
 		snprintf(d.detail, sizeof(d.detail), "%s", j->preset_detail);
@@ -1051,7 +1201,11 @@ static void work(struct tdc_kbs *k, struct job *j)
 	}
 
 	if (j->preset != KBS_HANDSHAKE)
-		atomic_fetch_add(d.reason == KBS_OK ? &k->m.released : &k->m.denied, 1);
+		atomic_fetch_add(d.reason == KBS_OK ? &k->m.released
+						    : &k->m.denied[(unsigned)d.reason < KBS__REASONS
+									   ? d.reason
+									   : KBS_INTERNAL],
+				 1);
 	if (!record && d.reason != KBS_OK && !log_allowed(k, RL_UNAUTHENTICATED))
 		goto respond;
 	json_object *o = log_obj(k, d.reason == KBS_OK ? "info" : "warning",
@@ -1094,7 +1248,7 @@ static void *worker(void *arg)
 {
 	struct worker_arg *wa = arg;
 	struct tdc_kbs *k = wa->k;
-	kbs_vault_bind(wa->chan);
+	kbs_vault_bind(wa->chan, &k->m);
 	free(wa);
 	for (;;) {
 		pthread_mutex_lock(&k->lock);
@@ -1109,6 +1263,7 @@ static void *worker(void *arg)
 		if (!k->q_head)
 			k->q_tail = NULL;
 		k->q_len--;
+		atomic_store(&k->m.queue, k->q_len);
 		pthread_mutex_unlock(&k->lock);
 
 		j->next = NULL;
@@ -1126,6 +1281,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static void health_done(struct tdc_kbs *k, const struct job *j);
+
 static void on_done(struct tdc_kbs *k)
 {
 	pthread_mutex_lock(&k->lock);
@@ -1136,6 +1293,9 @@ static void on_done(struct tdc_kbs *k)
 		struct job *j = list;
 		list = j->next;
 		struct conn *c = j->c;
+		k->jobs_out--;
+		if (j->ping)
+			health_done(k, j);
 		if (c && c->st == S_WORK) {
 			if (j->resp_len == 0) {
 				conn_close(k, c);
@@ -1156,16 +1316,19 @@ static void on_done(struct tdc_kbs *k)
 
 /* ---- timers firing ---- */
 
+static void ops_expire(struct tdc_kbs *k, int64_t now);
+
 static void expire(struct tdc_kbs *k)
 {
 	int64_t now = mono_ms();
+	ops_expire(k, now);
 	for (int q = 0; q < TQ__N; q++) {
 		while (k->tq[q].head && k->tq[q].head->deadline <= now) {
 			struct conn *c = k->tq[q].head;
 			timer_del(k, c);
 			switch (c->st) {
 			case S_HANDSHAKE:
-				atomic_fetch_add(&k->m.handshake_timeout, 1);
+				atomic_fetch_add(&k->m.handshake[KBS_HS_TIMEOUT], 1);
 				log_limited(k, RL_HANDSHAKE, "info", "handshake_timeout", c->peer,
 					    "TLS not finished in time");
 				conn_close(k, c);
@@ -1211,57 +1374,161 @@ static int verify_client(X509_STORE_CTX *sctx, void *arg)
 	return ok;
 }
 
-/* The broker's TLS 1.3 context; for the busy lane one that asks for no client
- * certificate (it reads no evidence, it only says busy). */
-static int make_ssl_ctx(struct tdc_kbs *k, bool busy, struct tdc_error *e)
+/* A PEM key is never decrypted with a prompt: an encrypted key is an error. */
+static int no_passphrase(char *buf, int size, int rw, void *u)
 {
+	(void)buf;
+	(void)size;
+	(void)rw;
+	(void)u;
+	return 0;
+}
+
+/* The leaf, then its chain, from PEM in memory; the key likewise. */
+static int use_credentials(SSL_CTX *ctx, const uint8_t *cert, size_t cert_len, const uint8_t *key,
+			   size_t key_len, struct tdc_error *e)
+{
+	int r = 0;
+	BIO *b = BIO_new_mem_buf(cert, (int)cert_len);
+	X509 *leaf = b ? PEM_read_bio_X509_AUX(b, NULL, no_passphrase, NULL) : NULL;
+	if (!leaf || SSL_CTX_use_certificate(ctx, leaf) != 1)
+		r = TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker certificate");
+	X509_free(leaf);
+	X509 *x;
+	while (r == 0 && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL)
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			X509_free(x);
+			r = TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker certificate chain");
+		}
+	if (r == 0) {
+		/* the end of the PEM data is not an error; anything else is */
+		unsigned long err = ERR_peek_last_error();
+		if (err && !(ERR_GET_LIB(err) == ERR_LIB_PEM &&
+			     ERR_GET_REASON(err) == PEM_R_NO_START_LINE))
+			r = TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker certificate chain");
+		ERR_clear_error();
+	}
+	BIO_free(b);
+	if (r < 0)
+		return r;
+	b = BIO_new_mem_buf(key, (int)key_len);
+	EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+	BIO_free(b);
+	if (!pk || SSL_CTX_use_PrivateKey(ctx, pk) != 1)
+		r = TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker key");
+	EVP_PKEY_free(pk);
+	if (r == 0 && SSL_CTX_check_private_key(ctx) != 1)
+		r = TDC_FAIL_OSSL(e, TDC_E_USAGE, "broker key does not match its certificate");
+	return r;
+}
+
+/* The broker's TLS 1.3 context from its certificate chain and key (PEM, in memory: at a
+ * reload they come from the keeper); for the busy lane one that asks for no client
+ * certificate (it reads no evidence, it only says busy). */
+static int make_ssl_ctx(bool busy, const uint8_t *cert, size_t cert_len, const uint8_t *key,
+			size_t key_len, SSL_CTX **out, struct tdc_error *e)
+{
+	*out = NULL;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
 		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot create the TLS context");
-	*(busy ? &k->busy_ctx : &k->ssl_ctx) = ctx;
+	int r = 0;
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:"
 					  "TLS_CHACHA20_POLY1305_SHA256") != 1 ||
 	    SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1)
-		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot configure TLS 1.3");
-	if (SSL_CTX_use_certificate_chain_file(ctx, k->cfg.cert) != 1)
-		return TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker certificate");
-	if (SSL_CTX_use_PrivateKey_file(ctx, k->cfg.key, SSL_FILETYPE_PEM) != 1)
-		return TDC_FAIL_OSSL(e, TDC_E_IO, "cannot load the broker key");
-	if (SSL_CTX_check_private_key(ctx) != 1)
-		return TDC_FAIL_OSSL(e, TDC_E_USAGE, "broker key does not match its certificate");
-	if (busy) {
+		r = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot configure TLS 1.3");
+	if (r == 0)
+		r = use_credentials(ctx, cert, cert_len, key, key_len, e);
+	if (r == 0 && busy) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	} else {
+	} else if (r == 0) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 		SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
 	}
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
-		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot disable session tickets");
+	if (r == 0) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		if (SSL_CTX_set_num_tickets(ctx, 0) != 1)
+			r = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot disable session tickets");
+	}
+	if (r < 0) {
+		SSL_CTX_free(ctx);
+		return r;
+	}
 	SSL_CTX_set_max_cert_list(ctx, TDC_MAX_KBS_CERT_LIST);
 	/* an idle connection holds no TLS record buffers (about 34 KiB each) */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	*out = ctx;
 	return 0;
 }
 
-static int listen_tcp(struct tdc_kbs *k, struct tdc_error *e)
+/* Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo of ctx's certificate: what an
+ * agent pins (PROTOCOL.md section 2.1). */
+static void spki_sha256(SSL_CTX *ctx, char out[65])
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	unsigned char *der = NULL;
+	int n = x ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der) : -1;
+	out[0] = 0;
+	if (n > 0) {
+		uint8_t md[32];
+		SHA256(der, (size_t)n, md);
+		tdc_hex_encode(md, sizeof(md), out);
+	}
+	OPENSSL_free(der);
+}
+
+/* Both contexts (the slots' and the busy lane's), or neither. */
+static int make_ssl_ctxs(const uint8_t *cert, size_t cert_len, const uint8_t *key,
+			 size_t key_len, SSL_CTX **main_ctx, SSL_CTX **busy_ctx,
+			 struct tdc_error *e)
+{
+	TDC_GUARD(make_ssl_ctx(false, cert, cert_len, key, key_len, main_ctx, e));
+	int r = make_ssl_ctx(true, cert, cert_len, key, key_len, busy_ctx, e);
+	if (r < 0) {
+		SSL_CTX_free(*main_ctx);
+		*main_ctx = NULL;
+	}
+	return r;
+}
+
+/* The credentials files as the network process reads them at start (before its
+ * sandbox); a reload gets them from the keeper. */
+static int load_ssl_ctxs(struct tdc_kbs *k, struct tdc_error *e)
+{
+	uint8_t *cert = NULL, *key = NULL;
+	size_t cl = 0, kl = 0;
+	int r = tdc_file_read(k->cfg.cert, 256 * 1024, &cert, &cl, e);
+	if (r == 0)
+		r = tdc_file_read(k->cfg.key, 64 * 1024, &key, &kl, e);
+	if (r == 0)
+		r = make_ssl_ctxs(cert, cl, key, kl, &k->ssl_ctx, &k->busy_ctx, e);
+	free(cert);
+	if (key)
+		OPENSSL_cleanse(key, kl);
+	free(key);
+	return r;
+}
+
+/* A listening TCP socket on "ADDR:PORT" / "[V6]:PORT" (what: the option, for errors). */
+static int listen_addr(const char *a, const char *what, int *fd_out, int *port_out,
+		       struct tdc_error *e)
 {
 	char host[256], port[16];
-	const char *a = k->cfg.listen, *colon;
+	const char *colon;
 	if (a[0] == '[') {
 		const char *end = strchr(a, ']');
 		if (!end || end[1] != ':' || (size_t)(end - a - 1) >= sizeof(host))
-			return TDC_FAILF(e, TDC_E_USAGE, "bad --listen address", "'%s'", a);
+			return TDC_FAILF(e, TDC_E_USAGE, "bad listen address", "%s '%s'", what, a);
 		snprintf(host, sizeof(host), "%.*s", (int)(end - a - 1), a + 1);
 		colon = end + 1;
 	} else {
 		colon = strrchr(a, ':');
 		if (!colon || (size_t)(colon - a) >= sizeof(host))
-			return TDC_FAILF(e, TDC_E_USAGE, "bad --listen address", "'%s' (ADDR:PORT)",
-					 a);
+			return TDC_FAILF(e, TDC_E_USAGE, "bad listen address", "%s '%s' (ADDR:PORT)",
+					 what, a);
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - a), a);
 	}
 	snprintf(port, sizeof(port), "%s", colon + 1);
@@ -1270,7 +1537,7 @@ static int listen_tcp(struct tdc_kbs *k, struct tdc_error *e)
 	struct addrinfo *res = NULL;
 	int g = getaddrinfo(host[0] && strcmp(host, "*") ? host : NULL, port, &hints, &res);
 	if (g != 0)
-		return TDC_FAILF(e, TDC_E_USAGE, "bad --listen address", "'%s': %s", a,
+		return TDC_FAILF(e, TDC_E_USAGE, "bad listen address", "%s '%s': %s", what, a,
 				 gai_strerror(g));
 	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
@@ -1281,50 +1548,56 @@ static int listen_tcp(struct tdc_kbs *k, struct tdc_error *e)
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(res);
-		return TDC_FAILF(e, TDC_E_IO, "cannot listen", "%s: %s", a, strerror(err));
+		return TDC_FAILF(e, TDC_E_IO, "cannot listen", "%s %s: %s", what, a,
+				 strerror(err));
 	}
 	freeaddrinfo(res);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	k->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-						   ((struct sockaddr_in *)&ss)->sin_port);
-	k->listen_fd = fd;
+	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						    : ((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
 	return 0;
 }
 
-static int load_sim_root(struct tdc_kbs *k, uint8_t **der, size_t *der_len, struct tdc_error *e)
+/* The simulator root as DER (from PEM or DER), and its SHA-256. */
+static int root_der(const uint8_t *in, size_t in_len, uint8_t **der, size_t *der_len,
+		    char sha[65], struct tdc_error *e)
 {
-	uint8_t *buf = NULL;
-	size_t len;
-	TDC_GUARD(tdc_file_read(k->cfg.sim_root, 64 * 1024, &buf, &len, e));
+	uint8_t *buf = malloc(in_len ? in_len : 1);
+	size_t len = in_len;
+	if (!buf)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	memcpy(buf, in, in_len);
 	X509 *x = NULL;
-	BIO *b = BIO_new_mem_buf(buf, (int)len);
+	BIO *b = BIO_new_mem_buf(in, (int)in_len);
 	if (b)
-		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL);
 	BIO_free(b);
 	if (x) {
-		free(buf);
-		buf = NULL;
-		int n = i2d_X509(x, &buf);
+		unsigned char *d = NULL;
+		int n = i2d_X509(x, &d);
 		X509_free(x);
-		if (n <= 0)
+		if (n <= 0) {
+			free(buf);
 			return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "cannot encode the simulator root");
-		len = (size_t)n;
-		uint8_t *copy = malloc(len);
+		}
+		uint8_t *copy = realloc(buf, (size_t)n);
 		if (!copy) {
-			OPENSSL_free(buf);
+			OPENSSL_free(d);
+			free(buf);
 			return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
 		}
-		memcpy(copy, buf, len);
-		OPENSSL_free(buf);
+		memcpy(copy, d, (size_t)n);
+		OPENSSL_free(d);
 		buf = copy;
+		len = (size_t)n;
 	}
 	ERR_clear_error();
 	uint8_t md[32];
 	SHA256(buf, len, md);
-	tdc_hex_encode(md, sizeof(md), k->sim_sha);
-	k->has_sim = true;
+	tdc_hex_encode(md, sizeof(md), sha);
 	*der = buf;
 	*der_len = len;
 	return 0;
@@ -1380,7 +1653,273 @@ static int epoll_add(struct tdc_kbs *k, int fd, struct evsrc *src, struct tdc_er
 	return 0;
 }
 
-/* ---- the control channel (keeper -> network: metrics) ---- */
+/* ---- the metrics listener (PROTOCOL.md section 9) ---- */
+
+static void ops_close(struct tdc_kbs *k, struct ops_conn *o)
+{
+	if (o->st == O_FREE)
+		return;
+	epoll_ctl(k->ep, EPOLL_CTL_DEL, o->fd, NULL);
+	close(o->fd);
+	o->fd = -1;
+	free(o->out);
+	o->out = NULL;
+	o->st = O_FREE;
+}
+
+static void ops_write(struct tdc_kbs *k, struct ops_conn *o)
+{
+	while (o->out_pos < o->out_len) {
+		ssize_t n = send(o->fd, o->out + o->out_pos, o->out_len - o->out_pos,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			o->out_pos += (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break;
+	}
+	shutdown(o->fd, SHUT_WR);
+	ops_close(k, o);
+}
+
+static void ops_answer(struct tdc_kbs *k, struct ops_conn *o, int status, const char *ctype,
+		       const char *body, size_t len)
+{
+	free(o->out);
+	o->out = NULL;
+	if (kbs_http_plain_response(status, ctype, body, len, &o->out, &o->out_len, NULL) < 0) {
+		ops_close(k, o);
+		return;
+	}
+	o->out_pos = 0;
+	o->st = O_WRITE;
+	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = o };
+	epoll_ctl(k->ep, EPOLL_CTL_MOD, o->fd, &ev);
+	ops_write(k, o);
+}
+
+static void ops_text(struct tdc_kbs *k, struct ops_conn *o, int status, const char *text)
+{
+	ops_answer(k, o, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* The answer of /healthz from what is known now; false if the store must be asked. */
+static bool health_answer(struct tdc_kbs *k, struct ops_conn *o, bool fresh_only)
+{
+	if (k->draining) {
+		ops_text(k, o, 503, "draining\n");
+		return true;
+	}
+	if (fresh_only && (!k->health_ms || mono_ms() - k->health_ms >= HEALTH_FRESH_MS))
+		return false;
+	if (k->health_ok)
+		ops_text(k, o, 200, "ok\n");
+	else
+		ops_text(k, o, 503, "store unavailable\n");
+	return true;
+}
+
+static void health_done(struct tdc_kbs *k, const struct job *j)
+{
+	k->health_pending = false;
+	if (k->health_ok != j->ping_ok || !k->health_ms)
+		log_conn(k, j->ping_ok ? "info" : "error", "health", NULL,
+			 j->ping_ok ? "the store answers" : j->ping_why);
+	k->health_ok = j->ping_ok;
+	k->health_ms = mono_ms();
+	for (unsigned i = 0; i < OPS_MAX; i++)
+		if (k->ops[i].st == O_HEALTH)
+			health_answer(k, &k->ops[i], false);
+}
+
+static void health_check(struct tdc_kbs *k, struct ops_conn *o)
+{
+	if (health_answer(k, o, true))
+		return;
+	o->st = O_HEALTH;
+	struct epoll_event ev = { .events = 0, .data.ptr = o };
+	epoll_ctl(k->ep, EPOLL_CTL_MOD, o->fd, &ev);
+	if (k->health_pending)
+		return;
+	struct job *j = job_new(NULL, "healthz");
+	if (!j) {
+		ops_text(k, o, 503, "out of memory\n");
+		return;
+	}
+	j->ping = true;
+	k->health_pending = true;
+	submit_at(k, j, true);
+}
+
+static void ops_read(struct tdc_kbs *k, struct ops_conn *o)
+{
+	for (;;) {
+		ssize_t n = recv(o->fd, o->in + o->in_len, sizeof(o->in) - o->in_len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			ops_close(k, o);
+			return;
+		}
+		o->in_len += (size_t)n;
+		struct kbs_http_req req;
+		enum kbs_reason reason;
+		int r = kbs_http_parse_ops(o->in, o->in_len, &req, &reason, NULL);
+		kbs_http_req_free(&req);
+		if (r == KBS_HTTP_MORE && o->in_len < sizeof(o->in))
+			continue;
+		if (r == KBS_HTTP_MORE)
+			reason = KBS_TOO_LARGE;
+		if (r != KBS_HTTP_DONE) {
+			char body[64];
+			snprintf(body, sizeof(body), "%s\n", kbs_reason_code(reason));
+			ops_text(k, o, kbs_reason_http(reason), body);
+			return;
+		}
+		if (req.route == KBS_ROUTE_HEALTHZ) {
+			health_check(k, o);
+			return;
+		}
+		size_t len = 0;
+		char *text = kbs_metrics_prometheus(&k->m, &len);
+		if (!text) {
+			ops_text(k, o, 500, "internal\n");
+			return;
+		}
+		ops_answer(k, o, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+		free(text);
+		return;
+	}
+}
+
+static void ops_accept(struct tdc_kbs *k)
+{
+	for (;;) {
+		int fd = accept4(k->ops_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct ops_conn *o = NULL;
+		for (unsigned i = 0; i < OPS_MAX && !o; i++)
+			if (k->ops[i].st == O_FREE)
+				o = &k->ops[i];
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = o };
+		if (!o || epoll_ctl(k->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			atomic_fetch_add(&k->m.ops_refused, 1);
+			close(fd);
+			continue;
+		}
+		o->src.kind = K_OPS;
+		o->fd = fd;
+		o->st = O_READ;
+		o->in_len = 0;
+		o->out = NULL;
+		o->out_len = o->out_pos = 0;
+		o->deadline = mono_ms() + OPS_MS;
+	}
+}
+
+static void ops_event(struct tdc_kbs *k, struct ops_conn *o, uint32_t ev)
+{
+	/* waiting for the keeper, it asks for no events, but a reset is still reported */
+	if (o->st == O_HEALTH && (ev & (EPOLLERR | EPOLLHUP)))
+		ops_close(k, o);
+	else if (o->st == O_READ)
+		ops_read(k, o);
+	else if (o->st == O_WRITE)
+		ops_write(k, o);
+}
+
+static void ops_expire(struct tdc_kbs *k, int64_t now)
+{
+	for (unsigned i = 0; i < OPS_MAX; i++) {
+		struct ops_conn *o = &k->ops[i];
+		if (o->st == O_FREE || o->deadline > now)
+			continue;
+		if (o->st == O_HEALTH) {
+			o->deadline = now + OPS_MS / 4; /* to write the answer */
+			ops_text(k, o, 503, "store did not answer in time\n");
+		} else {
+			ops_close(k, o);
+		}
+	}
+}
+
+/* ---- reload (a frame from the keeper) and drain ---- */
+
+/* Builds everything new first; swaps only when all of it is there. */
+static int apply_reload(struct tdc_kbs *k, struct tdc_rd *r, char spki[65], struct tdc_error *e)
+{
+	struct tdc_rd cert, key, root;
+	uint32_t min_tcb = 0, per_source = 0, queue_max = 0;
+	TDC_GUARD(kbs_get_blob(r, 256 * 1024, &cert, "cert", e));
+	TDC_GUARD(kbs_get_blob(r, 64 * 1024, &key, "key", e));
+	TDC_GUARD(kbs_get_blob(r, 64 * 1024, &root, "sim_root", e));
+	TDC_GUARD(tdc_rd_u32le(r, &min_tcb, "min_tcb_eval_num", e));
+	TDC_GUARD(tdc_rd_u32le(r, &per_source, "max_connections_per_source", e));
+	TDC_GUARD(tdc_rd_u32le(r, &queue_max, "queue_max", e));
+	TDC_GUARD(tdc_rd_end(r, "reload", e));
+	if ((tdc_rd_len(&root) != 0) != k->has_sim)
+		return TDC_FAIL(e, TDC_E_USAGE, "simulator trust cannot be turned on or off by a "
+				"reload");
+	SSL_CTX *main_ctx = NULL, *busy_ctx = NULL;
+	struct kbs_trust *t = NULL;
+	char sha[65] = "";
+	TDC_GUARD(make_ssl_ctxs(tdc_rd_ptr(&cert), tdc_rd_len(&cert), tdc_rd_ptr(&key),
+				tdc_rd_len(&key), &main_ctx, &busy_ctx, e));
+	int rc = trust_new(tdc_rd_len(&root) ? tdc_rd_ptr(&root) : NULL, tdc_rd_len(&root),
+			   min_tcb, &t, sha, e);
+	if (rc < 0) {
+		SSL_CTX_free(main_ctx);
+		SSL_CTX_free(busy_ctx);
+		return rc;
+	}
+	/* established connections hold their SSL (and so its context) and their trust */
+	SSL_CTX_free(k->ssl_ctx);
+	SSL_CTX_free(k->busy_ctx);
+	k->ssl_ctx = main_ctx;
+	k->busy_ctx = busy_ctx;
+	trust_put(k->trust);
+	k->trust = t;
+	k->cfg.min_tcb_eval_num = min_tcb;
+	k->cfg.max_conns_per_source =
+		per_source == 0 || per_source > k->cfg.max_conns ? k->cfg.max_conns : per_source;
+	k->cfg.queue_max = queue_max ? queue_max : TDC_KBS_DEFAULT_QUEUE;
+	spki_sha256(k->ssl_ctx, spki);
+	return 0;
+}
+
+/* Stop accepting; what is not in a request goes now; the rest finishes (tdc_kbs_run). */
+static void start_drain(struct tdc_kbs *k)
+{
+	k->draining = true;
+	atomic_store(&k->m.draining, 1);
+	if (k->listen_fd >= 0) {
+		epoll_ctl(k->ep, EPOLL_CTL_DEL, k->listen_fd, NULL);
+		close(k->listen_fd);
+		k->listen_fd = -1;
+	}
+	/* a request already in the socket buffer is in flight too: take it in first */
+	for (struct conn *c = k->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->st == S_READ && c->in_len == 0)
+			conn_read(k, c);
+	}
+	size_t in_flight = 0;
+	for (struct conn *c = k->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->st == S_HANDSHAKE || (c->st == S_READ && c->in_len == 0))
+			conn_close(k, c);
+		else if (c->st != S_LINGER)
+			in_flight++;
+	}
+	json_object *o = log_obj(k, "info", "draining");
+	json_object_object_add(o, "in_flight", json_object_new_int64((int64_t)in_flight));
+	emit(k, o);
+}
+
+/* ---- the control channel (keeper -> network: metrics, reload) ---- */
 
 static void on_control(struct tdc_kbs *k)
 {
@@ -1400,6 +1939,22 @@ static void on_control(struct tdc_kbs *k)
 		tdc_wr_u8(&w, KST_OK);
 		kbs_put_blob(&w, (const uint8_t *)t, strlen(t));
 		json_object_put(m);
+	} else if (req[0] == KOP_RELOAD) {
+		struct tdc_rd r;
+		struct tdc_error e;
+		char spki[65] = "";
+		tdc_error_clear(&e);
+		tdc_rd_init(&r, req + 1, n - 1);
+		if (apply_reload(k, &r, spki, &e) == 0) {
+			tdc_wr_u8(&w, KST_OK);
+			kbs_put_str(&w, spki);
+		} else {
+			tdc_wr_u8(&w, KST_ERROR);
+			tdc_wr_u32le(&w, (uint32_t)e.code);
+			kbs_put_str(&w, e.reason);
+			kbs_put_str(&w, e.detail);
+		}
+		ERR_clear_error();
 	} else {
 		tdc_wr_u8(&w, KST_ERROR);
 		tdc_wr_u32le(&w, (uint32_t)TDC_E_USAGE);
@@ -1443,7 +1998,10 @@ static struct tdc_kbs *alloc_kbs(const struct tdc_kbs_config *c, const struct td
 	struct tdc_kbs *k = calloc(1, sizeof(*k));
 	if (!k)
 		return NULL;
-	k->listen_fd = k->wake_fd = k->ep = k->spare_fd = k->control_fd = -1;
+	k->listen_fd = k->wake_fd = k->ep = k->spare_fd = k->control_fd = k->ops_fd = -1;
+	for (unsigned i = 0; i < OPS_MAX; i++)
+		k->ops[i].fd = -1;
+	k->ops_src.kind = K_OPS_LISTEN;
 	k->listen_src.kind = K_LISTEN;
 	k->wake_src.kind = K_WAKE;
 	k->control_src.kind = K_CONTROL;
@@ -1452,13 +2010,13 @@ static struct tdc_kbs *alloc_kbs(const struct tdc_kbs_config *c, const struct td
 	pthread_cond_init(&k->cond, NULL);
 	if (h)
 		k->hooks = *h;
-	/* a private copy of the config */
-	k->cfg = *c;
-	char **s[] = { &k->cfg.listen, &k->cfg.cert, &k->cfg.key, &k->cfg.db,
-		       &k->cfg.master_key, &k->cfg.collateral_dir, &k->cfg.pccs_url,
-		       &k->cfg.pccs_ca, &k->cfg.admin_socket, &k->cfg.sim_root, &k->cfg.user };
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		*s[i] = *s[i] ? strdup(*s[i]) : NULL;
+	/* private copies of the config: one to run with, one as given */
+	if (tdc_kbs_config_copy(&k->cfg, c, NULL) < 0 ||
+	    tdc_kbs_config_copy(&k->given, c, NULL) < 0) {
+		tdc_kbs_config_free(&k->cfg);
+		free(k);
+		return NULL;
+	}
 	if (k->cfg.queue_max == 0)
 		k->cfg.queue_max = TDC_KBS_DEFAULT_QUEUE;
 	if (k->cfg.max_conns == 0)
@@ -1469,32 +2027,27 @@ static struct tdc_kbs *alloc_kbs(const struct tdc_kbs_config *c, const struct td
 }
 
 /* Everything of the network side but its threads: TLS, verifier, collateral (the offline
- * directory read now), sockets, admission. */
+ * directory read now), sockets (the metrics listener too: no listen() in the sandbox),
+ * admission. */
 static int net_init(struct tdc_kbs *k, struct tdc_error *e)
 {
 	uint8_t *root = NULL;
 	size_t root_len = 0;
 	int r = 0;
 	if (k->cfg.sim_root && *k->cfg.sim_root)
-		r = load_sim_root(k, &root, &root_len, e);
-	if (r == 0) {
-		struct tdc_verifier_opts vo = { .test_root_der = root,
-						.test_root_der_len = root_len,
-						.min_tcb_eval_num = k->cfg.min_tcb_eval_num };
-		r = tdc_verifier_new(&vo, &k->ctx.verifier, e);
-	}
+		r = tdc_file_read(k->cfg.sim_root, 64 * 1024, &root, &root_len, e);
+	if (r == 0)
+		r = trust_new(root, root_len, k->cfg.min_tcb_eval_num, &k->trust, k->sim_sha, e);
 	free(root);
+	k->has_sim = r == 0 && k->trust->sim;
 	if (r == 0 && kbs_curl_init_once() != 0)
 		r = TDC_FAIL(e, TDC_E_INTERNAL, "cannot initialise libcurl");
 	if (r == 0) {
 		struct kbs_pccs_opts po = { k->cfg.pccs_url, k->cfg.pccs_ca, k->cfg.pccs_timeout_ms };
 		r = kbs_coll_new(k->cfg.collateral_dir, &po, true, &k->ctx.coll, e);
 	}
-	k->ctx.sim_trusted = k->has_sim;
 	if (r == 0)
-		r = make_ssl_ctx(k, false, e);
-	if (r == 0)
-		r = make_ssl_ctx(k, true, e);
+		r = load_ssl_ctxs(k, e);
 	if (r == 0)
 		r = admission_init(k, e);
 	if (r == 0) {
@@ -1505,9 +2058,15 @@ static int net_init(struct tdc_kbs *k, struct tdc_error *e)
 				      strerror(errno));
 	}
 	if (r == 0)
-		r = listen_tcp(k, e);
+		r = listen_addr(k->cfg.listen, "--listen", &k->listen_fd, &k->port, e);
 	if (r == 0)
 		r = epoll_add(k, k->listen_fd, &k->listen_src, e);
+	if (r == 0 && k->cfg.metrics_listen && *k->cfg.metrics_listen) {
+		r = listen_addr(k->cfg.metrics_listen, "--metrics-listen", &k->ops_fd, &k->ops_port,
+				e);
+		if (r == 0)
+			r = epoll_add(k, k->ops_fd, &k->ops_src, e);
+	}
 	if (r == 0)
 		r = epoll_add(k, k->wake_fd, &k->wake_src, e);
 	if (r == 0)
@@ -1551,9 +2110,16 @@ static void log_started(struct tdc_kbs *k)
 	}
 	if (kbs_coll_dir_error(k->ctx.coll))
 		log_conn(k, "warning", "collateral_dir", NULL, kbs_coll_dir_error(k->ctx.coll));
+	char spki[65];
+	spki_sha256(k->ssl_ctx, spki);
 	o = log_obj(k, "info", "listening");
 	jstr(o, "listen", k->cfg.listen);
 	json_object_object_add(o, "port", json_object_new_int(k->port));
+	jstr(o, "spki_sha256", spki);
+	if (k->ops_fd >= 0) {
+		jstr(o, "metrics_listen", k->cfg.metrics_listen);
+		json_object_object_add(o, "metrics_port", json_object_new_int(k->ops_port));
+	}
 	jstr(o, "admin_socket", k->cfg.admin_socket);
 	json_object_object_add(o, "workers", json_object_new_int((int)k->cfg.workers));
 	jstr(o, "collateral_dir", k->cfg.collateral_dir);
@@ -1671,6 +2237,35 @@ int tdc_kbs_port(const struct tdc_kbs *k)
 	return k->port;
 }
 
+int tdc_kbs_metrics_port(const struct tdc_kbs *k)
+{
+	return k->ops_fd >= 0 ? k->ops_port : 0;
+}
+
+int tdc_kbs_reload(struct tdc_kbs *k, const struct tdc_kbs_config *next, struct tdc_error *e)
+{
+	struct tdc_kbs_config c;
+	if (!k->keeper)
+		return TDC_FAIL(e, TDC_E_USAGE, "not a broker in one process");
+	TDC_GUARD(tdc_kbs_config_copy(&c, next ? next : &k->given, e));
+	int r = kbs_keeper_reload(k->keeper, &k->given, &c, e);
+	if (r == 0) {
+		tdc_kbs_config_free(&k->given);
+		k->given = c;
+	} else {
+		tdc_kbs_config_free(&c);
+	}
+	return r;
+}
+
+void tdc_kbs_drain(struct tdc_kbs *k)
+{
+	uint64_t one = 1;
+	k->drain_req = 1;
+	ssize_t w = write(k->wake_fd, &one, sizeof(one));
+	(void)w;
+}
+
 const char *tdc_kbs_sim_root_sha256(const struct tdc_kbs *k)
 {
 	return k->has_sim ? k->sim_sha : NULL;
@@ -1697,7 +2292,12 @@ int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
 		for (int i = 0; i < n; i++) {
 			struct evsrc *src = evs[i].data.ptr;
 			switch (src->kind) {
-			case K_LISTEN: on_accept(k); break;
+			case K_LISTEN:
+				if (!k->draining)
+					on_accept(k);
+				break;
+			case K_OPS_LISTEN: ops_accept(k); break;
+			case K_OPS: ops_event(k, (struct ops_conn *)src, evs[i].events); break;
 			case K_CONTROL: on_control(k); break;
 			case K_WAKE: {
 				uint64_t v;
@@ -1713,6 +2313,14 @@ int tdc_kbs_run(struct tdc_kbs *k, struct tdc_error *e)
 		flush_suppressed(k, false);
 		reap(k);
 		release_memory(k);
+		if (k->drain_req && !k->draining)
+			start_drain(k);
+		/* drained: every exchange in flight answered and closed, every job back */
+		if (k->draining && !k->conns && !k->jobs_out) {
+			reap(k);
+			emit(k, log_obj(k, "info", "drained"));
+			break;
+		}
 	}
 	flush_suppressed(k, true);
 	json_object *o = log_obj(k, "info", "stopping");
@@ -1747,6 +2355,10 @@ void tdc_kbs_free(struct tdc_kbs *k)
 	while (k->conns)
 		conn_close(k, k->conns);
 	reap(k);
+	for (unsigned i = 0; i < OPS_MAX; i++)
+		ops_close(k, &k->ops[i]);
+	if (k->ops_fd >= 0)
+		close(k->ops_fd);
 	if (k->listen_fd >= 0)
 		close(k->listen_fd);
 	/* this side's channel ends: the keeper's threads see them close and end */
@@ -1771,9 +2383,10 @@ void tdc_kbs_free(struct tdc_kbs *k)
 		close(k->spare_fd);
 	kbs_sources_free(&k->sources);
 	kbs_coll_free(k->ctx.coll);
-	tdc_verifier_free(k->ctx.verifier);
+	trust_put(k->trust);
 	tdc_store_close(k->store);
 	tdc_kbs_config_free(&k->cfg);
+	tdc_kbs_config_free(&k->given);
 	pthread_cond_destroy(&k->cond);
 	pthread_mutex_destroy(&k->lock);
 	pthread_mutex_destroy(&k->sample_lock);

@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -13,11 +14,23 @@
 #include "util/rd.h"
 #include "util/wr.h"
 
-static _Thread_local int chan_fd = -1;
+_Static_assert(KOP_RELEASE - KOP_POLICY == KBS_SOP_RELEASE && KOP_PING - KOP_POLICY == KBS_SOP_PING,
+	       "store operations are timed by op byte");
 
-void kbs_vault_bind(int fd)
+static _Thread_local int chan_fd = -1;
+static _Thread_local struct kbs_metrics *chan_m;
+
+void kbs_vault_bind(int fd, struct kbs_metrics *m)
 {
 	chan_fd = fd;
+	chan_m = m;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Sends the request built in w, returns the answer (status read, the rest in *r; free
@@ -34,10 +47,15 @@ static int call(struct tdc_wr *w, uint8_t **rep, size_t *rn, struct tdc_rd *r, u
 		return TDC_FAIL(e, TDC_E_INTERNAL, "no keeper channel on this thread");
 	}
 	TDC_GUARD(tdc_wr_finish(w, &req, &n, e));
+	/* the op byte names the store operation timed (KOP_POLICY .. KOP_PING in order) */
+	uint8_t op = req[0];
+	int64_t t0 = mono_us();
 	int rc = kbs_frame_send(chan_fd, req, n, e);
 	kbs_frame_free(req, n);
 	if (rc == 0)
 		rc = kbs_frame_recv(chan_fd, rep, rn, e);
+	if (chan_m && op >= KOP_POLICY && op <= KOP_PING)
+		kbs_hist_add(&chan_m->store[op - KOP_POLICY], mono_us() - t0);
 	if (rc < 0)
 		return rc;
 	tdc_rd_init(r, *rep, *rn);
@@ -186,6 +204,19 @@ int kbs_vault_cache_put(const char *key, const char *kind, const uint8_t *body, 
 	kbs_put_blob(&w, body, len);
 	tdc_wr_u64le(&w, (uint64_t)next_update);
 	tdc_wr_u64le(&w, (uint64_t)fetched);
+	TDC_GUARD(call(&w, &rep, &rn, &r, &st, e));
+	kbs_frame_free(rep, rn);
+	return 0;
+}
+
+int kbs_vault_ping(struct tdc_error *e)
+{
+	struct tdc_wr w;
+	struct tdc_rd r;
+	uint8_t *rep, st;
+	size_t rn;
+	tdc_wr_init_alloc(&w, 16);
+	tdc_wr_u8(&w, KOP_PING);
 	TDC_GUARD(call(&w, &rep, &rn, &r, &st, e));
 	kbs_frame_free(rep, rn);
 	return 0;

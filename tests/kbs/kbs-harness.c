@@ -34,6 +34,7 @@ struct tdc_store *store;
 bool verbose;
 
 struct kt_limits kt_limits;
+const char *kt_metrics_listen;
 void (*kt_log_hook)(const char *line);
 
 /* ---- broker in a thread ---- */
@@ -76,6 +77,7 @@ void broker_start(struct broker *b, bool sim, int64_t at, bool admin)
 	c.has_at = true;
 	c.at = at;
 	c.workers = 2;
+	c.metrics_listen = kt_metrics_listen ? strdup(kt_metrics_listen) : NULL;
 	if (kt_limits.max_conns)
 		c.max_conns = kt_limits.max_conns;
 	if (kt_limits.per_source)

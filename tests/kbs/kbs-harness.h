@@ -37,6 +37,8 @@ struct kt_limits {
 	uint32_t handshake_ms;
 };
 extern struct kt_limits kt_limits;
+/* the metrics listener of the next broker_start (NULL: none) */
+extern const char *kt_metrics_listen;
 /* sees every log line of the brokers (from their threads) */
 extern void (*kt_log_hook)(const char *line);
 

@@ -218,6 +218,18 @@ static void truncated_trailing_and_overlong_refused(void **state)
 	tdc_wr_init_alloc(&w, KBS_KEEPER_MAX_FRAME);
 	tdc_wr_u8(&w, KOP_METRICS);
 	assert_int_equal(ask(f, &w, NULL, NULL), KST_ERROR);
+	/* a reload goes keeper -> network on the control channel, never the other way */
+	tdc_wr_init_alloc(&w, KBS_KEEPER_MAX_FRAME);
+	tdc_wr_u8(&w, KOP_RELOAD);
+	assert_int_equal(ask(f, &w, NULL, NULL), KST_ERROR);
+	/* a ping carries nothing */
+	tdc_wr_init_alloc(&w, KBS_KEEPER_MAX_FRAME);
+	tdc_wr_u8(&w, KOP_PING);
+	tdc_wr_u8(&w, 1);
+	assert_int_equal(ask(f, &w, NULL, NULL), KST_ERROR);
+	tdc_wr_init_alloc(&w, KBS_KEEPER_MAX_FRAME);
+	tdc_wr_u8(&w, KOP_PING);
+	assert_int_equal(ask(f, &w, NULL, NULL), KST_OK);
 	tdc_wr_init_alloc(&w, KBS_KEEPER_MAX_FRAME);
 	tdc_wr_u8(&w, 0xee);
 	assert_int_equal(ask(f, &w, NULL, NULL), KST_ERROR);

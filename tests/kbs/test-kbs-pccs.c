@@ -320,7 +320,7 @@ static void sources_pccs_cache_and_expiry(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	struct kbs_keeper_opts ko = { NULL, keeper_now, NULL, NULL, -1 };
 	assert_int_equal(kbs_keeper_start(s, &ko, &sv[1], 1, &keeper, NULL), 0);
-	kbs_vault_bind(sv[0]);
+	kbs_vault_bind(sv[0], NULL);
 	assert_int_equal(tdc_quote_parse(quote, quote_len, &q, NULL), 0);
 	assert_int_equal(kbs_quote_fmspc(&q, fmspc, &processor, NULL), 0);
 	assert_false(processor);
@@ -382,7 +382,7 @@ static void sources_pccs_cache_and_expiry(void **state)
 	kbs_coll_free(k);
 	tdc_verifier_free(v);
 	close(sv[0]);
-	kbs_vault_bind(-1);
+	kbs_vault_bind(-1, NULL);
 	kbs_keeper_stop(keeper);
 	close(sv[1]);
 	tdc_store_close(s);
