@@ -62,7 +62,8 @@ int vfy_root_crl(struct tdc_verifier *v, const struct tdc_buf *der, int64_t now,
 	*out = NULL;
 	if (!der->data || der->len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no root CA CRL");
-	TDC_GUARD(vfy_key(v, key, der->data, der->len, NULL, 0, NULL, 0, NULL, 0, e));
+	const struct vfy_part parts[] = { { der->data, der->len } };
+	TDC_GUARD(vfy_key(v, key, parts, 1, e));
 
 	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_ROOT_CRL, key);
 	if (hit) {
@@ -227,9 +228,13 @@ int vfy_tcb_info(struct tdc_verifier *v, const struct tdc_collateral *c,
 	*out = NULL;
 	if (!c->tcb_info.data || c->tcb_info.len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no TCB info");
-	TDC_GUARD(vfy_key(v, key, c->tcb_info.data, c->tcb_info.len, c->tcb_info_sig, 64,
-			  c->tcb_info_chain.data, c->tcb_info_chain.len, root_crl->base.key, 32,
-			  e));
+	const struct vfy_part parts[] = {
+		{ c->tcb_info.data, c->tcb_info.len },
+		{ c->tcb_info_sig, 64 },
+		{ c->tcb_info_chain.data, c->tcb_info_chain.len },
+		{ root_crl->base.key, 32 },
+	};
+	TDC_GUARD(vfy_key(v, key, parts, 4, e));
 	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_TCB_INFO, key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->collateral_hits, 1, memory_order_relaxed);
@@ -306,9 +311,13 @@ int vfy_qe_identity(struct tdc_verifier *v, const struct tdc_collateral *c,
 	*out = NULL;
 	if (!c->qe_identity.data || c->qe_identity.len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no QE identity");
-	TDC_GUARD(vfy_key(v, key, c->qe_identity.data, c->qe_identity.len, c->qe_identity_sig, 64,
-			  c->qe_identity_chain.data, c->qe_identity_chain.len, root_crl->base.key,
-			  32, e));
+	const struct vfy_part parts[] = {
+		{ c->qe_identity.data, c->qe_identity.len },
+		{ c->qe_identity_sig, 64 },
+		{ c->qe_identity_chain.data, c->qe_identity_chain.len },
+		{ root_crl->base.key, 32 },
+	};
+	TDC_GUARD(vfy_key(v, key, parts, 4, e));
 	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_QE_IDENTITY, key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->collateral_hits, 1, memory_order_relaxed);

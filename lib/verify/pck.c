@@ -124,6 +124,11 @@ static int pck_build(struct tdc_verifier *v, const struct tdc_quote *q,
 	rc = tdc_x509_p256_key(leaf, &p->leaf_key, e);
 	if (rc < 0)
 		goto out;
+	unsigned int dlen = 0;
+	if (X509_digest(leaf, v->sha256, p->leaf_sha256, &dlen) != 1 || dlen != 32) {
+		rc = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "PCK certificate digest failed");
+		goto out;
+	}
 
 	static const char *const names[3] = { "PCK certificate", "PCK CA certificate",
 					      "root CA certificate" };
@@ -133,6 +138,10 @@ static int pck_build(struct tdc_verifier *v, const struct tdc_quote *q,
 		if (rc < 0)
 			goto out;
 		vfy_windows_add(&p->win, names[i], nb, na);
+		if (i == 0) {
+			p->leaf_not_before = nb;
+			p->leaf_not_after = na;
+		}
 	}
 	vfy_windows_merge(&p->win, &pck_crl->win);
 out:
@@ -155,10 +164,14 @@ int vfy_pck_chain(struct tdc_verifier *v, const struct tdc_quote *q,
 	*out = NULL;
 	if (!pck_crl_der->data || pck_crl_der->len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no PCK CRL");
-	TDC_GUARD(vfy_key(v, crl_key, pck_crl_der->data, pck_crl_der->len, NULL, 0, NULL, 0, NULL,
-			  0, e));
-	TDC_GUARD(vfy_key(v, key, tdc_rd_ptr(&q->cert_data), tdc_rd_len(&q->cert_data), crl_key,
-			  32, root_crl->base.key, 32, NULL, 0, e));
+	const struct vfy_part crl_part[] = { { pck_crl_der->data, pck_crl_der->len } };
+	TDC_GUARD(vfy_key(v, crl_key, crl_part, 1, e));
+	const struct vfy_part parts[] = {
+		{ tdc_rd_ptr(&q->cert_data), tdc_rd_len(&q->cert_data) },
+		{ crl_key, 32 },
+		{ root_crl->base.key, 32 },
+	};
+	TDC_GUARD(vfy_key(v, key, parts, 3, e));
 
 	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_PCK, key);
 	if (hit) {

@@ -1,41 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The quote's own cryptography (steps 7, 8, 10): the QE report signed by
- * the PCK key, the QE report binding the attestation key, and the quote
- * signed by the attestation key. These run on every call; nothing cached.
+ * The quote's own signature by the attestation key (step 5, Intel's step 10).
+ * It runs on every call: each quote is new, only the imported key is cached.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/util.h"
 #include "verify/verify_int.h"
-
-/* Offset of report_data inside the SGX REPORTBODY. */
-#define QE_REPORT_DATA_OFF 320
-
-int vfy_qe_report_signature(EVP_PKEY *pck_key, const struct tdc_quote *q, struct tdc_error *e)
-{
-	return tdc_ecdsa_p256_verify(pck_key, tdc_rd_ptr(&q->qe_report_bytes),
-				     tdc_rd_len(&q->qe_report_bytes), q->qe_report_signature,
-				     "QE report signature", e);
-}
-
-int vfy_qe_binding(const struct tdc_verifier *v, const struct tdc_quote *q, struct tdc_error *e)
-{
-	uint8_t h[32];
-	size_t at = q->qe_report_bytes.base + QE_REPORT_DATA_OFF;
-
-	TDC_GUARD(vfy_sha256(v, q->attestation_key, sizeof(q->attestation_key),
-			     tdc_rd_ptr(&q->qe_auth_data), tdc_rd_len(&q->qe_auth_data), h, e));
-	if (!tdc_ct_equal(h, q->qe_report.report_data, 32))
-		return TDC_FAIL_AT(
-			e, TDC_E_BINDING, at, "QE report data does not bind the attestation key",
-			"report_data[0..32] != SHA-256(attestation key || QE auth data)");
-	if (!tdc_all_zero(q->qe_report.report_data + 32, 32))
-		return TDC_FAIL_AT(e, TDC_E_BINDING, at + 32, "QE report data has non-zero padding",
-				   "report_data[32..64] must be zero");
-	return 0;
-}
 
 struct vfy_key_ent {
 	struct vfy_entry base;

@@ -166,11 +166,18 @@ static void keys_separate_parts(void **state)
 	struct tdc_verifier *v = NULL;
 	assert_int_equal(tdc_verifier_new(NULL, &v, NULL), 0);
 	uint8_t k1[32], k2[32], k3[32];
-	assert_int_equal(vfy_key(v, k1, "ab", 2, "c", 1, NULL, 0, NULL, 0, NULL), 0);
-	assert_int_equal(vfy_key(v, k2, "a", 1, "bc", 2, NULL, 0, NULL, 0, NULL), 0);
-	assert_int_equal(vfy_key(v, k3, "ab", 2, "c", 1, NULL, 0, NULL, 0, NULL), 0);
+	const struct vfy_part p1[] = { { "ab", 2 }, { "c", 1 } }, p2[] = { { "a", 1 }, { "bc", 2 } };
+	const struct vfy_part p3[] = { { "ab", 2 }, { "c", 1 }, { NULL, 0 } };
+	assert_int_equal(vfy_key(v, k1, p1, 2, NULL), 0);
+	assert_int_equal(vfy_key(v, k2, p2, 2, NULL), 0);
 	assert_memory_not_equal(k1, k2, 32);
+	/* an empty part still counts: it is not the same key as no part */
+	assert_int_equal(vfy_key(v, k3, p3, 3, NULL), 0);
+	assert_memory_not_equal(k1, k3, 32);
+	assert_int_equal(vfy_key(v, k3, p1, 2, NULL), 0);
 	assert_memory_equal(k1, k3, 32);
+	const struct vfy_part bad[] = { { NULL, 1 } };
+	assert_int_equal(vfy_key(v, k3, bad, 1, NULL), TDC_E_USAGE);
 	/* Plain SHA-256 of the concatenation (used for the QE binding). */
 	static const uint8_t abc[32] = {
 		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
