@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Content-addressed cache of verified collateral, PCK chains and QE reports,
- * and the validity windows that are re-evaluated on every call. A rwlock
+ * Content-addressed cache of verified collateral, PCK chains and QE reports
+ * (an entry is found by the exact bytes it was built from), and the validity
+ * windows that are re-evaluated on every call. A rwlock
  * guards the slots (shared for lookups, exclusive for inserts); reference
  * counts are atomic. The verification work itself runs outside the lock, so
  * two threads may build the same entry once each and the second insert
@@ -56,44 +57,118 @@ int64_t vfy_windows_not_after(const struct vfy_windows *ws)
 	return m;
 }
 
-static int digest_parts(const struct tdc_verifier *v, uint8_t out[32], bool with_lengths,
-			const struct vfy_part *parts, size_t n)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned outl = 0;
-	int ok = ctx && EVP_DigestInit_ex(ctx, v->sha256, NULL);
-	for (size_t i = 0; ok && i < n; i++) {
-		if (with_lengths) {
-			uint64_t len = parts[i].len;
-			ok = EVP_DigestUpdate(ctx, &len, sizeof(len));
-		}
-		if (ok && parts[i].len)
-			ok = EVP_DigestUpdate(ctx, parts[i].p, parts[i].len);
-	}
-	ok = ok && EVP_DigestFinal_ex(ctx, out, &outl) && outl == 32;
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -1;
-}
-
-int vfy_key(const struct tdc_verifier *v, uint8_t out[32], const struct vfy_part *parts,
-	    size_t n, struct tdc_error *e)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!parts[i].p && parts[i].len)
-			return TDC_FAIL(e, TDC_E_USAGE, "cache key: NULL part");
-	if (digest_parts(v, out, true, parts, n) < 0)
-		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "SHA-256 failed");
-	return 0;
-}
-
 int vfy_sha256(const struct tdc_verifier *v, const void *a, size_t alen, const void *b,
 	       size_t blen, uint8_t out[32], struct tdc_error *e)
 {
-	const struct vfy_part parts[2] = { { a, alen }, { b, blen } };
-	if (digest_parts(v, out, false, parts, 2) < 0)
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned outl = 0;
+	int ok = ctx && EVP_DigestInit_ex(ctx, v->sha256, NULL) &&
+		 (!alen || EVP_DigestUpdate(ctx, a, alen)) &&
+		 (!blen || EVP_DigestUpdate(ctx, b, blen)) &&
+		 EVP_DigestFinal_ex(ctx, out, &outl) && outl == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
 		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "SHA-256 failed");
 	return 0;
 }
+
+/* ---- keys: exact bytes, a fingerprint to pick candidates ---- */
+
+static uint64_t fp_mix(uint64_t h, uint64_t x)
+{
+	h ^= x;
+	h *= 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+/* Up to 8 bytes of p at `at` (clamped to the part), as a number. */
+static uint64_t fp_sample(const uint8_t *p, size_t len, size_t at)
+{
+	uint64_t x = 0;
+	size_t n = len < 8 ? len : 8;
+	if (at > len - n)
+		at = len - n;
+	memcpy(&x, p + at, n);
+	return x;
+}
+
+void vfy_key_init(struct vfy_key *k, const struct vfy_part *parts, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ n;
+	k->parts = parts;
+	k->n = n;
+	k->len = 0;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = parts[i].p;
+		size_t len = parts[i].len;
+		k->len += sizeof(uint64_t) + len;
+		h = fp_mix(h, len);
+		if (!len)
+			continue;
+		h = fp_mix(h, fp_sample(p, len, 0));
+		h = fp_mix(h, fp_sample(p, len, len / 2));
+		h = fp_mix(h, fp_sample(p, len, len));
+	}
+	k->fp = h;
+}
+
+/* Byte equality of an entry's inputs with k. */
+static bool key_equal(const struct vfy_entry *ent, const struct vfy_key *k)
+{
+	if (ent->fp != k->fp || ent->in_len != k->len)
+		return false;
+	const uint8_t *in = ent->in;
+	for (size_t i = 0; i < k->n; i++) {
+		uint64_t len = k->parts[i].len;
+		if (memcmp(in, &len, sizeof(len)) != 0)
+			return false;
+		in += sizeof(len);
+		if (len && memcmp(in, k->parts[i].p, len) != 0)
+			return false;
+		in += len;
+	}
+	return true;
+}
+
+static bool entries_equal(const struct vfy_entry *a, const struct vfy_entry *b)
+{
+	return a->fp == b->fp && a->in_len == b->in_len && memcmp(a->in, b->in, a->in_len) == 0;
+}
+
+int vfy_entry_init(struct vfy_entry *ent, const struct vfy_key *k,
+		   void (*destroy)(struct vfy_entry *ent), struct tdc_error *e)
+{
+	ent->destroy = destroy;
+	ent->refs = 1;
+	ent->fp = k->fp;
+	ent->in_len = k->len;
+	ent->in = malloc(k->len ? k->len : 1);
+	if (!ent->in)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	uint8_t *out = ent->in;
+	for (size_t i = 0; i < k->n; i++) {
+		uint64_t len = k->parts[i].len;
+		memcpy(out, &len, sizeof(len));
+		out += sizeof(len);
+		if (len)
+			memcpy(out, k->parts[i].p, len);
+		out += len;
+	}
+	return 0;
+}
+
+void vfy_entry_fini(struct vfy_entry *ent)
+{
+	free(ent->in);
+	ent->in = NULL;
+}
+
+struct vfy_part vfy_entry_part(const struct vfy_entry *ent)
+{
+	return (struct vfy_part){ ent->in, ent->in_len };
+}
+
+/* ---- the cache ---- */
 
 int vfy_cache_init(struct vfy_cache *c, struct tdc_error *e)
 {
@@ -131,13 +206,13 @@ static void touch(struct vfy_cache *c, struct vfy_entry *ent)
 		atomic_store_explicit(&ent->used, now, memory_order_relaxed);
 }
 
-struct vfy_entry *vfy_cache_get(struct vfy_cache *c, enum vfy_kind kind, const uint8_t key[32])
+struct vfy_entry *vfy_cache_get(struct vfy_cache *c, enum vfy_kind kind, const struct vfy_key *k)
 {
 	struct vfy_entry *found = NULL;
 	pthread_rwlock_rdlock(&c->lock);
 	for (size_t i = 0; i < VFY_CACHE_SLOTS; i++) {
 		struct vfy_entry *ent = c->slot[kind][i];
-		if (ent && memcmp(ent->key, key, 32) == 0) {
+		if (ent && key_equal(ent, k)) {
 			/* the slot's reference keeps ent alive while the lock is held */
 			atomic_fetch_add_explicit(&ent->refs, 1, memory_order_relaxed);
 			touch(c, ent);
@@ -156,7 +231,7 @@ struct vfy_entry *vfy_cache_put(struct vfy_cache *c, enum vfy_kind kind, struct 
 	pthread_rwlock_wrlock(&c->lock);
 	uint64_t now = atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed) + 1;
 	for (size_t i = 0; i < VFY_CACHE_SLOTS && !use; i++)
-		if (slots[i] && memcmp(slots[i]->key, ent->key, 32) == 0)
+		if (slots[i] && entries_equal(slots[i], ent))
 			use = slots[i]; /* another thread got there first */
 	if (use) {
 		atomic_fetch_add_explicit(&use->refs, 1, memory_order_relaxed);

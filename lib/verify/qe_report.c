@@ -3,7 +3,7 @@
  * Step 4, the QE report: signed by the PCK leaf's key, its report data binding
  * the attestation key and the QE auth data, matched against the QE identity.
  * All of it is byte-identical in every quote of one platform's QE, so the
- * verdict is cached by the SHA-256 of exactly what it depends on; the windows
+ * verdict is cached by exactly the bytes it depends on; the windows
  * of the QE identity and of the PCK certificate it relied on are re-checked at
  * the verification time on every call, hit or miss.
  */
@@ -42,13 +42,14 @@ int vfy_qe_binding(const struct tdc_verifier *v, const struct tdc_quote *q, stru
 
 static void qe_report_ent_destroy(struct vfy_entry *ent)
 {
+	vfy_entry_fini(ent);
 	free(ent);
 }
 
 /* The checks themselves, in Intel's order; on success a new entry (refs = 1). */
 static int qe_report_build(struct tdc_verifier *v, const struct tdc_quote *q,
 			   const struct vfy_pck_ent *pck, const struct vfy_qe_ent *qe,
-			   const uint8_t key[32], struct vfy_qe_report_ent **out,
+			   const struct vfy_key *key, struct vfy_qe_report_ent **out,
 			   struct tdc_error *e)
 {
 	struct vfy_match m = { 0 };
@@ -59,9 +60,11 @@ static int qe_report_build(struct tdc_verifier *v, const struct tdc_quote *q,
 	struct vfy_qe_report_ent *r = calloc(1, sizeof(*r));
 	if (!r)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	memcpy(r->base.key, key, 32);
-	r->base.refs = 1;
-	r->base.destroy = qe_report_ent_destroy;
+	int rc = vfy_entry_init(&r->base, key, qe_report_ent_destroy, e);
+	if (rc < 0) {
+		qe_report_ent_destroy(&r->base);
+		return rc;
+	}
 	r->qe_level = (size_t)(m.qe_level - qe->id.levels);
 	vfy_windows_merge(&r->win, &qe->win);
 	vfy_windows_add(&r->win, "PCK certificate", pck->leaf_not_before, pck->leaf_not_after);
@@ -73,7 +76,7 @@ int vfy_qe_report(struct tdc_verifier *v, const struct tdc_quote *q,
 		  const struct vfy_pck_ent *pck, const struct vfy_qe_ent *qe, int64_t now,
 		  struct vfy_match *m, struct tdc_error *e)
 {
-	uint8_t key[32];
+	struct vfy_key key;
 	struct vfy_qe_report_ent *r = NULL;
 	const struct vfy_part parts[] = {
 		{ tdc_rd_ptr(&q->qe_report_bytes), tdc_rd_len(&q->qe_report_bytes) },
@@ -81,17 +84,17 @@ int vfy_qe_report(struct tdc_verifier *v, const struct tdc_quote *q,
 		{ q->attestation_key, sizeof(q->attestation_key) },
 		{ tdc_rd_ptr(&q->qe_auth_data), tdc_rd_len(&q->qe_auth_data) },
 		{ pck->leaf_sha256, sizeof(pck->leaf_sha256) },
-		{ qe->base.key, sizeof(qe->base.key) },
+		vfy_entry_part(&qe->base),
 	};
-	TDC_GUARD(vfy_key(v, key, parts, sizeof(parts) / sizeof(parts[0]), e));
+	vfy_key_init(&key, parts, sizeof(parts) / sizeof(parts[0]));
 
-	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_QE_REPORT, key);
+	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_QE_REPORT, &key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->qe_report_hits, 1, memory_order_relaxed);
 		r = (struct vfy_qe_report_ent *)hit;
 	} else {
 		atomic_fetch_add_explicit(&v->qe_report_misses, 1, memory_order_relaxed);
-		TDC_GUARD(qe_report_build(v, q, pck, qe, key, &r, e));
+		TDC_GUARD(qe_report_build(v, q, pck, qe, &key, &r, e));
 		r = (struct vfy_qe_report_ent *)vfy_cache_put(&v->cache, VFY_QE_REPORT, &r->base);
 	}
 	int rc = vfy_windows_check(&r->win, now, e);

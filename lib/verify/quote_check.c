@@ -18,15 +18,17 @@ static void key_ent_destroy(struct vfy_entry *ent)
 {
 	struct vfy_key_ent *k = (struct vfy_key_ent *)ent;
 	EVP_PKEY_free(k->key);
+	vfy_entry_fini(&k->base);
 	free(k);
 }
 
 static int attestation_key(struct tdc_verifier *v, const struct tdc_quote *q,
 			   struct vfy_key_ent **out, struct tdc_error *e)
 {
-	uint8_t id[32];
-	TDC_GUARD(vfy_sha256(v, q->attestation_key, sizeof(q->attestation_key), NULL, 0, id, e));
-	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_ATT_KEY, id);
+	struct vfy_key id;
+	const struct vfy_part parts[] = { { q->attestation_key, sizeof(q->attestation_key) } };
+	vfy_key_init(&id, parts, 1);
+	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_ATT_KEY, &id);
 	if (hit) {
 		*out = (struct vfy_key_ent *)hit;
 		return 0;
@@ -34,10 +36,9 @@ static int attestation_key(struct tdc_verifier *v, const struct tdc_quote *q,
 	struct vfy_key_ent *k = calloc(1, sizeof(*k));
 	if (!k)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	memcpy(k->base.key, id, 32);
-	k->base.refs = 1;
-	k->base.destroy = key_ent_destroy;
-	int rc = tdc_p256_key_from_raw(q->attestation_key, &k->key, e);
+	int rc = vfy_entry_init(&k->base, &id, key_ent_destroy, e);
+	if (rc == 0)
+		rc = tdc_p256_key_from_raw(q->attestation_key, &k->key, e);
 	if (rc < 0) {
 		key_ent_destroy(&k->base);
 		return rc;
