@@ -172,8 +172,18 @@ struct vfy_part vfy_entry_part(const struct vfy_entry *ent)
 
 int vfy_cache_init(struct vfy_cache *c, struct tdc_error *e)
 {
+	pthread_rwlockattr_t attr;
 	memset(c, 0, sizeof(*c));
-	if (pthread_rwlock_init(&c->lock, NULL) != 0)
+	/* lookups never nest, so an insert may go first: a stream of overlapping lookups
+	 * from busy workers cannot starve it */
+	int rc = pthread_rwlockattr_init(&attr);
+	if (rc == 0)
+		rc = pthread_rwlockattr_setkind_np(&attr,
+						   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (rc == 0)
+		rc = pthread_rwlock_init(&c->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (rc != 0)
 		return TDC_FAIL(e, TDC_E_INTERNAL, "pthread_rwlock_init failed");
 	atomic_init(&c->clock, 0);
 	return 0;
