@@ -127,22 +127,29 @@ int tdc_ratls_cert_evidence(X509 *cert, struct tdc_ratls_evidence *ev, struct td
 	TDC_MUST_USE;
 
 /*
- * What the handshake callback checks: cert is self-signed (issuer = subject,
- * signature valid under its own key) with an EC P-256 key.
+ * What the broker's handshake callback checks: cert has an EC P-256 key and is
+ * self-issued (issuer = subject). Its self-signature is not verified: TLS 1.3's
+ * CertificateVerify, signed by that key over a transcript that contains the
+ * certificate, proves more (PROTOCOL.md 2, 5.1).
  */
+int tdc_ratls_cert_self_issued(X509 *cert, struct tdc_error *e) TDC_MUST_USE;
+/* tdc_ratls_cert_self_issued and a valid self-signature: for a certificate checked
+ * without a handshake (nothing else shows that its key holder made it). */
 int tdc_ratls_cert_self_signed(X509 *cert, struct tdc_error *e) TDC_MUST_USE;
 
 /*
- * Full certificate check short of the quote (PROTOCOL.md §5.1 steps 2-3):
- * tdc_ratls_cert_evidence (first, so that a foreign certificate is named
- * before its key type is judged), tdc_ratls_cert_self_signed, domain, version, the
- * nonce (nonce_len 0: must be absent; else must be equal), and pubkey-hash ==
- * hash of the certificate's actual SubjectPublicKeyInfo. Fills ev.
+ * Full certificate check short of the quote (PROTOCOL.md §5.1 steps 2-3), for a
+ * certificate seen without a handshake: tdc_ratls_cert_evidence (first, so that a
+ * foreign certificate is named before its key type is judged),
+ * tdc_ratls_cert_self_signed, domain, version, the nonce (nonce_len 0: must be
+ * absent; else must be equal), and pubkey-hash == hash of the certificate's actual
+ * SubjectPublicKeyInfo. Fills ev.
  */
 int tdc_ratls_cert_check(X509 *cert, const uint8_t *nonce, size_t nonce_len,
 			 struct tdc_ratls_evidence *ev, struct tdc_error *e) TDC_MUST_USE;
-/* tdc_ratls_cert_check without the self-signature check, for a certificate whose
- * self-signature was already verified (the broker's handshake callback). */
+/* tdc_ratls_cert_check without tdc_ratls_cert_self_signed, for the peer certificate
+ * of a TLS 1.3 handshake that the broker's callback (tdc_ratls_cert_self_issued)
+ * accepted: the handshake proved possession of its key. */
 int tdc_ratls_cert_binding(X509 *cert, const uint8_t *nonce, size_t nonce_len,
 			   struct tdc_ratls_evidence *ev, struct tdc_error *e) TDC_MUST_USE;
 

@@ -2,9 +2,10 @@
 /*
  * Full Intel DCAP verification of a TDX quote against collateral, at an
  * injected time. The verifier object holds the trust anchor and a
- * content-addressed cache of parsed and verified collateral and PCK chains,
- * so a warm verification costs little more than the quote's own ECDSA
- * verifications. It is safe to share between threads.
+ * content-addressed cache of parsed and verified collateral, PCK chains and
+ * QE reports, so a warm verification of a quote from a known platform costs
+ * little more than the quote's own ECDSA verification. It is safe to share
+ * between threads.
  * Algorithm: ../shared/reference/tdx-quote-verification.md, part A2.
  */
 #pragma once
@@ -69,6 +70,7 @@ void tdc_verdict_free(struct tdc_verdict *out);
 struct tdc_verifier_stats {
 	uint64_t collateral_hits, collateral_misses;
 	uint64_t pck_hits, pck_misses;
+	uint64_t qe_report_hits, qe_report_misses; /* step 4: QE report, signature, identity */
 };
 void tdc_verifier_stats(const struct tdc_verifier *v, struct tdc_verifier_stats *out);
 

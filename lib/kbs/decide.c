@@ -110,7 +110,8 @@ static void check_peer(struct kbs_ctx *x, X509 *cert, struct kbs_peer *p, int64_
 		return;
 	}
 	tdc_error_clear(&e);
-	/* the handshake callback (verify_client) verified this certificate's self-signature */
+	/* the handshake proved possession of the certificate's key (CertificateVerify over
+	 * a transcript containing it): its self-signature is not needed (PROTOCOL.md 5.1) */
 	if (tdc_ratls_cert_binding(cert, NULL, 0, &ev, &e) < 0 ||
 	    tdc_ratls_check_quote(&ev, &q, &e) < 0) {
 		p->reason = KBS_EVIDENCE_INVALID;

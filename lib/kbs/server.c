@@ -1360,9 +1360,11 @@ static int verify_client(X509_STORE_CTX *sctx, void *arg)
 	(void)arg;
 	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(sctx);
-	/* exactly one self-signed P-256 certificate; the evidence is checked per request */
+	/* exactly one self-issued P-256 certificate; the evidence is checked per request.
+	 * Not its self-signature: the CertificateVerify that follows is signed by the same
+	 * key over a transcript containing this certificate (PROTOCOL.md section 5.1). */
 	int ok = leaf && chain && sk_X509_num(chain) == 1 &&
-		 tdc_ratls_cert_self_signed(leaf, NULL) == 0;
+		 tdc_ratls_cert_self_issued(leaf, NULL) == 0;
 	if (!ok) {
 		X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
 		/* OpenSSL keeps no peer certificate after a refusal: keep it for the audit */

@@ -235,17 +235,22 @@ static bool is_p256(EVP_PKEY *pk)
 	return strcmp(group, SN_X9_62_prime256v1) == 0;
 }
 
-int tdc_ratls_cert_self_signed(X509 *cert, struct tdc_error *e)
+int tdc_ratls_cert_self_issued(X509 *cert, struct tdc_error *e)
 {
 	if (!cert)
-		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_self_signed: NULL argument");
-	EVP_PKEY *pk = X509_get0_pubkey(cert);
-	if (!is_p256(pk))
+		return TDC_FAIL(e, TDC_E_USAGE, "tdc_ratls_cert_self_issued: NULL argument");
+	if (!is_p256(X509_get0_pubkey(cert)))
 		return TDC_FAIL(e, TDC_E_UNSUPPORTED, "RA-TLS certificate key is not EC P-256");
 	if (X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(cert)) != 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "RA-TLS certificate is not self-issued");
+	return 0;
+}
+
+int tdc_ratls_cert_self_signed(X509 *cert, struct tdc_error *e)
+{
+	TDC_GUARD(tdc_ratls_cert_self_issued(cert, e));
 	ERR_clear_error();
-	if (X509_verify(cert, pk) != 1) {
+	if (X509_verify(cert, X509_get0_pubkey(cert)) != 1) {
 		ERR_clear_error();
 		return TDC_FAIL(e, TDC_E_SIGNATURE, "RA-TLS certificate self-signature invalid");
 	}

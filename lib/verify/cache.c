@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Content-addressed cache of verified collateral and PCK chains, and the
- * validity windows that are re-evaluated on every call. One mutex guards
- * the slots and reference counts; the verification work itself runs
- * outside the lock, so two threads may build the same entry once each and
- * the second insert simply adopts the first.
+ * Content-addressed cache of verified collateral, PCK chains and QE reports
+ * (an entry is found by the exact bytes it was built from), and the validity
+ * windows that are re-evaluated on every call. A rwlock
+ * guards the slots (shared for lookups, exclusive for inserts); reference
+ * counts are atomic. The verification work itself runs outside the lock, so
+ * two threads may build the same entry once each and the second insert
+ * simply adopts the first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,95 +57,180 @@ int64_t vfy_windows_not_after(const struct vfy_windows *ws)
 	return m;
 }
 
-static int digest_parts(const struct tdc_verifier *v, uint8_t out[32], bool with_lengths,
-			const void *const *p, const size_t *l, size_t n)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned outl = 0;
-	int ok = ctx && EVP_DigestInit_ex(ctx, v->sha256, NULL);
-	for (size_t i = 0; ok && i < n; i++) {
-		if (!p[i])
-			continue;
-		if (with_lengths) {
-			uint64_t len = l[i];
-			ok = EVP_DigestUpdate(ctx, &len, sizeof(len));
-		}
-		ok = ok && EVP_DigestUpdate(ctx, p[i], l[i]);
-	}
-	ok = ok && EVP_DigestFinal_ex(ctx, out, &outl) && outl == 32;
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -1;
-}
-
-int vfy_key(const struct tdc_verifier *v, uint8_t out[32], const void *p0, size_t l0,
-	    const void *p1, size_t l1, const void *p2, size_t l2, const void *p3, size_t l3,
-	    struct tdc_error *e)
-{
-	const void *p[4] = { p0, p1, p2, p3 };
-	const size_t l[4] = { l0, l1, l2, l3 };
-	/* An empty buffer may have a NULL pointer; hash it as empty, not as absent. */
-	static const uint8_t empty;
-	for (size_t i = 0; i < 4; i++)
-		if (!p[i] && l[i] == 0)
-			p[i] = &empty;
-	if (digest_parts(v, out, true, p, l, 4) < 0)
-		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "SHA-256 failed");
-	return 0;
-}
-
 int vfy_sha256(const struct tdc_verifier *v, const void *a, size_t alen, const void *b,
 	       size_t blen, uint8_t out[32], struct tdc_error *e)
 {
-	const void *p[2] = { a, b };
-	const size_t l[2] = { alen, blen };
-	if (digest_parts(v, out, false, p, l, 2) < 0)
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned outl = 0;
+	int ok = ctx && EVP_DigestInit_ex(ctx, v->sha256, NULL) &&
+		 (!alen || EVP_DigestUpdate(ctx, a, alen)) &&
+		 (!blen || EVP_DigestUpdate(ctx, b, blen)) &&
+		 EVP_DigestFinal_ex(ctx, out, &outl) && outl == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
 		return TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "SHA-256 failed");
 	return 0;
 }
 
-int vfy_cache_init(struct vfy_cache *c, struct tdc_error *e)
+/* ---- keys: exact bytes, a fingerprint to pick candidates ---- */
+
+static uint64_t fp_mix(uint64_t h, uint64_t x)
 {
-	memset(c, 0, sizeof(*c));
-	if (pthread_mutex_init(&c->mu, NULL) != 0)
-		return TDC_FAIL(e, TDC_E_INTERNAL, "pthread_mutex_init failed");
+	h ^= x;
+	h *= 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+/* Up to 8 bytes of p at `at` (clamped to the part), as a number. */
+static uint64_t fp_sample(const uint8_t *p, size_t len, size_t at)
+{
+	uint64_t x = 0;
+	size_t n = len < 8 ? len : 8;
+	if (at > len - n)
+		at = len - n;
+	memcpy(&x, p + at, n);
+	return x;
+}
+
+void vfy_key_init(struct vfy_key *k, const struct vfy_part *parts, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ n;
+	k->parts = parts;
+	k->n = n;
+	k->len = 0;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = parts[i].p;
+		size_t len = parts[i].len;
+		k->len += sizeof(uint64_t) + len;
+		h = fp_mix(h, len);
+		if (!len)
+			continue;
+		h = fp_mix(h, fp_sample(p, len, 0));
+		h = fp_mix(h, fp_sample(p, len, len / 2));
+		h = fp_mix(h, fp_sample(p, len, len));
+	}
+	k->fp = h;
+}
+
+/* Byte equality of an entry's inputs with k. */
+static bool key_equal(const struct vfy_entry *ent, const struct vfy_key *k)
+{
+	if (ent->fp != k->fp || ent->in_len != k->len)
+		return false;
+	const uint8_t *in = ent->in;
+	for (size_t i = 0; i < k->n; i++) {
+		uint64_t len = k->parts[i].len;
+		if (memcmp(in, &len, sizeof(len)) != 0)
+			return false;
+		in += sizeof(len);
+		if (len && memcmp(in, k->parts[i].p, len) != 0)
+			return false;
+		in += len;
+	}
+	return true;
+}
+
+static bool entries_equal(const struct vfy_entry *a, const struct vfy_entry *b)
+{
+	return a->fp == b->fp && a->in_len == b->in_len && memcmp(a->in, b->in, a->in_len) == 0;
+}
+
+int vfy_entry_init(struct vfy_entry *ent, const struct vfy_key *k,
+		   void (*destroy)(struct vfy_entry *ent), struct tdc_error *e)
+{
+	ent->destroy = destroy;
+	ent->refs = 1;
+	ent->fp = k->fp;
+	ent->in_len = k->len;
+	ent->in = malloc(k->len ? k->len : 1);
+	if (!ent->in)
+		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
+	uint8_t *out = ent->in;
+	for (size_t i = 0; i < k->n; i++) {
+		uint64_t len = k->parts[i].len;
+		memcpy(out, &len, sizeof(len));
+		out += sizeof(len);
+		if (len)
+			memcpy(out, k->parts[i].p, len);
+		out += len;
+	}
 	return 0;
 }
 
-static void entry_unref_locked(struct vfy_entry *ent, struct vfy_entry **dead)
+void vfy_entry_fini(struct vfy_entry *ent)
 {
-	if (--ent->refs == 0)
-		*dead = ent;
+	free(ent->in);
+	ent->in = NULL;
+}
+
+struct vfy_part vfy_entry_part(const struct vfy_entry *ent)
+{
+	return (struct vfy_part){ ent->in, ent->in_len };
+}
+
+/* ---- the cache ---- */
+
+int vfy_cache_init(struct vfy_cache *c, struct tdc_error *e)
+{
+	pthread_rwlockattr_t attr;
+	memset(c, 0, sizeof(*c));
+	/* lookups never nest, so an insert may go first: a stream of overlapping lookups
+	 * from busy workers cannot starve it */
+	int rc = pthread_rwlockattr_init(&attr);
+	if (rc == 0)
+		rc = pthread_rwlockattr_setkind_np(&attr,
+						   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (rc == 0)
+		rc = pthread_rwlock_init(&c->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (rc != 0)
+		return TDC_FAIL(e, TDC_E_INTERNAL, "pthread_rwlock_init failed");
+	atomic_init(&c->clock, 0);
+	return 0;
+}
+
+/* Drops one reference; true if it was the last (the caller destroys ent). */
+static bool entry_unref(struct vfy_entry *ent)
+{
+	return atomic_fetch_sub_explicit(&ent->refs, 1, memory_order_acq_rel) == 1;
 }
 
 void vfy_cache_fini(struct vfy_cache *c)
 {
 	for (size_t k = 0; k < VFY__KINDS; k++)
 		for (size_t i = 0; i < VFY_CACHE_SLOTS; i++) {
-			struct vfy_entry *ent = c->slot[k][i], *dead = NULL;
-			if (!ent)
-				continue;
-			entry_unref_locked(ent, &dead);
-			if (dead)
-				dead->destroy(dead);
+			struct vfy_entry *ent = c->slot[k][i];
+			if (ent && entry_unref(ent))
+				ent->destroy(ent);
 			c->slot[k][i] = NULL;
 		}
-	pthread_mutex_destroy(&c->mu);
+	pthread_rwlock_destroy(&c->lock);
 }
 
-struct vfy_entry *vfy_cache_get(struct vfy_cache *c, enum vfy_kind kind, const uint8_t key[32])
+/* Stamps ent with the clock; written only when it changed, so that repeated lookups
+ * of a hot entry do not keep writing its cache line. */
+static void touch(struct vfy_cache *c, struct vfy_entry *ent)
+{
+	uint64_t now = atomic_load_explicit(&c->clock, memory_order_relaxed);
+	if (atomic_load_explicit(&ent->used, memory_order_relaxed) != now)
+		atomic_store_explicit(&ent->used, now, memory_order_relaxed);
+}
+
+struct vfy_entry *vfy_cache_get(struct vfy_cache *c, enum vfy_kind kind, const struct vfy_key *k)
 {
 	struct vfy_entry *found = NULL;
-	pthread_mutex_lock(&c->mu);
+	pthread_rwlock_rdlock(&c->lock);
 	for (size_t i = 0; i < VFY_CACHE_SLOTS; i++) {
 		struct vfy_entry *ent = c->slot[kind][i];
-		if (ent && memcmp(ent->key, key, 32) == 0) {
-			ent->refs++;
-			ent->used = ++c->clock;
+		if (ent && key_equal(ent, k)) {
+			/* the slot's reference keeps ent alive while the lock is held */
+			atomic_fetch_add_explicit(&ent->refs, 1, memory_order_relaxed);
+			touch(c, ent);
 			found = ent;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&c->mu);
+	pthread_rwlock_unlock(&c->lock);
 	return found;
 }
 
@@ -151,13 +238,14 @@ struct vfy_entry *vfy_cache_put(struct vfy_cache *c, enum vfy_kind kind, struct 
 {
 	struct vfy_entry **slots = c->slot[kind], *use = NULL, *dead = NULL;
 
-	pthread_mutex_lock(&c->mu);
+	pthread_rwlock_wrlock(&c->lock);
+	uint64_t now = atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed) + 1;
 	for (size_t i = 0; i < VFY_CACHE_SLOTS && !use; i++)
-		if (slots[i] && memcmp(slots[i]->key, ent->key, 32) == 0)
+		if (slots[i] && entries_equal(slots[i], ent))
 			use = slots[i]; /* another thread got there first */
 	if (use) {
-		use->refs++;
-		use->used = ++c->clock;
+		atomic_fetch_add_explicit(&use->refs, 1, memory_order_relaxed);
+		atomic_store_explicit(&use->used, now, memory_order_relaxed);
 	} else {
 		/* a free slot, else the least recently used one */
 		size_t victim = 0;
@@ -166,17 +254,18 @@ struct vfy_entry *vfy_cache_put(struct vfy_cache *c, enum vfy_kind kind, struct 
 				victim = i;
 				break;
 			}
-			if (slots[i]->used < slots[victim]->used)
+			if (atomic_load_explicit(&slots[i]->used, memory_order_relaxed) <
+			    atomic_load_explicit(&slots[victim]->used, memory_order_relaxed))
 				victim = i;
 		}
-		if (slots[victim])
-			entry_unref_locked(slots[victim], &dead);
-		ent->refs++; /* the slot's reference */
-		ent->used = ++c->clock;
+		if (slots[victim] && entry_unref(slots[victim]))
+			dead = slots[victim];
+		atomic_fetch_add_explicit(&ent->refs, 1, memory_order_relaxed); /* the slot's */
+		atomic_store_explicit(&ent->used, now, memory_order_relaxed);
 		slots[victim] = ent;
 		use = ent;
 	}
-	pthread_mutex_unlock(&c->mu);
+	pthread_rwlock_unlock(&c->lock);
 
 	if (use != ent)
 		ent->destroy(ent);
@@ -187,12 +276,7 @@ struct vfy_entry *vfy_cache_put(struct vfy_cache *c, enum vfy_kind kind, struct 
 
 void vfy_cache_release(struct vfy_cache *c, struct vfy_entry *ent)
 {
-	struct vfy_entry *dead = NULL;
-	if (!ent)
-		return;
-	pthread_mutex_lock(&c->mu);
-	entry_unref_locked(ent, &dead);
-	pthread_mutex_unlock(&c->mu);
-	if (dead)
-		dead->destroy(dead);
+	(void)c;
+	if (ent && entry_unref(ent))
+		ent->destroy(ent);
 }

@@ -27,21 +27,20 @@ static void crl_ent_destroy(struct vfy_entry *ent)
 {
 	struct vfy_crl_ent *c = (struct vfy_crl_ent *)ent;
 	X509_CRL_free(c->crl);
+	vfy_entry_fini(&c->base);
 	free(c);
 }
 
-static int crl_build(const struct tdc_buf *der, const uint8_t key[32], const char *what,
+static int crl_build(const struct tdc_buf *der, const struct vfy_key *key, const char *what,
 		     struct vfy_crl_ent **out, struct tdc_error *e)
 {
 	struct vfy_crl_ent *c = calloc(1, sizeof(*c));
 	if (!c)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	memcpy(c->base.key, key, 32);
-	c->base.refs = 1;
-	c->base.destroy = crl_ent_destroy;
-
 	int64_t this_update, next_update;
-	int rc = tdc_crl_from_der(der->data, der->len, &c->crl, e);
+	int rc = vfy_entry_init(&c->base, key, crl_ent_destroy, e);
+	if (rc == 0)
+		rc = tdc_crl_from_der(der->data, der->len, &c->crl, e);
 	if (rc == 0)
 		rc = tdc_crl_window(c->crl, &this_update, &next_update, e);
 	if (rc < 0) {
@@ -56,21 +55,22 @@ static int crl_build(const struct tdc_buf *der, const uint8_t key[32], const cha
 int vfy_root_crl(struct tdc_verifier *v, const struct tdc_buf *der, int64_t now,
 		 struct vfy_crl_ent **out, struct tdc_error *e)
 {
-	uint8_t key[32];
+	struct vfy_key key;
 	struct vfy_crl_ent *c = NULL;
 
 	*out = NULL;
 	if (!der->data || der->len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no root CA CRL");
-	TDC_GUARD(vfy_key(v, key, der->data, der->len, NULL, 0, NULL, 0, NULL, 0, e));
+	const struct vfy_part parts[] = { { der->data, der->len } };
+	vfy_key_init(&key, parts, 1);
 
-	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_ROOT_CRL, key);
+	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_ROOT_CRL, &key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->collateral_hits, 1, memory_order_relaxed);
 		c = (struct vfy_crl_ent *)hit;
 	} else {
 		atomic_fetch_add_explicit(&v->collateral_misses, 1, memory_order_relaxed);
-		TDC_GUARD(crl_build(der, key, "root CA CRL", &c, e));
+		TDC_GUARD(crl_build(der, &key, "root CA CRL", &c, e));
 		/* Signed by the trust anchor, issuer = root; its window is re-checked below. */
 		int rc = tdc_crl_check(c->crl, v->root, now, "root CA CRL", e);
 		if (rc < 0) {
@@ -88,20 +88,23 @@ int vfy_root_crl(struct tdc_verifier *v, const struct tdc_buf *der, int64_t now,
 	return 0;
 }
 
-int vfy_pck_crl(struct tdc_verifier *v, const struct tdc_buf *der, const uint8_t key[32],
-		struct vfy_crl_ent **out, struct tdc_error *e)
+int vfy_pck_crl(struct tdc_verifier *v, const struct tdc_buf *der, struct vfy_crl_ent **out,
+		struct tdc_error *e)
 {
+	struct vfy_key key;
 	struct vfy_crl_ent *c = NULL;
 
 	*out = NULL;
-	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_PCK_CRL, key);
+	const struct vfy_part parts[] = { { der->data, der->len } };
+	vfy_key_init(&key, parts, 1);
+	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_PCK_CRL, &key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->collateral_hits, 1, memory_order_relaxed);
 		*out = (struct vfy_crl_ent *)hit;
 		return 0;
 	}
 	atomic_fetch_add_explicit(&v->collateral_misses, 1, memory_order_relaxed);
-	TDC_GUARD(crl_build(der, key, "PCK CRL", &c, e));
+	TDC_GUARD(crl_build(der, &key, "PCK CRL", &c, e));
 	*out = (struct vfy_crl_ent *)vfy_cache_put(&v->cache, VFY_PCK_CRL, &c->base);
 	return 0;
 }
@@ -164,6 +167,7 @@ static void tcb_ent_destroy(struct vfy_entry *ent)
 {
 	struct vfy_tcb_ent *t = (struct vfy_tcb_ent *)ent;
 	tdc_tcb_info_free(&t->info);
+	vfy_entry_fini(&t->base);
 	free(t);
 }
 
@@ -178,19 +182,17 @@ static int check_eval(const struct tdc_verifier *v, uint32_t n, const char *what
 }
 
 static int tcb_build(struct tdc_verifier *v, const struct tdc_collateral *c,
-		     const struct vfy_crl_ent *root_crl, const uint8_t key[32], int64_t now,
+		     const struct vfy_crl_ent *root_crl, const struct vfy_key *key, int64_t now,
 		     struct vfy_tcb_ent **out, struct tdc_error *e)
 {
 	EVP_PKEY *pub = NULL;
 	struct vfy_tcb_ent *t = calloc(1, sizeof(*t));
 	if (!t)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	memcpy(t->base.key, key, 32);
-	t->base.refs = 1;
-	t->base.destroy = tcb_ent_destroy;
-
-	int rc = vfy_signing_chain(v, &c->tcb_info_chain, root_crl, now, "TCB info issuer chain",
-				   &pub, &t->win, e);
+	int rc = vfy_entry_init(&t->base, key, tcb_ent_destroy, e);
+	if (rc == 0)
+		rc = vfy_signing_chain(v, &c->tcb_info_chain, root_crl, now,
+				       "TCB info issuer chain", &pub, &t->win, e);
 	if (rc == 0)
 		rc = tdc_ecdsa_p256_verify(pub, c->tcb_info.data, c->tcb_info.len, c->tcb_info_sig,
 					   "TCB info signature", e);
@@ -221,22 +223,26 @@ int vfy_tcb_info(struct tdc_verifier *v, const struct tdc_collateral *c,
 		 const struct vfy_crl_ent *root_crl, int64_t now, struct vfy_tcb_ent **out,
 		 struct tdc_error *e)
 {
-	uint8_t key[32];
+	struct vfy_key key;
 	struct vfy_tcb_ent *t = NULL;
 
 	*out = NULL;
 	if (!c->tcb_info.data || c->tcb_info.len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no TCB info");
-	TDC_GUARD(vfy_key(v, key, c->tcb_info.data, c->tcb_info.len, c->tcb_info_sig, 64,
-			  c->tcb_info_chain.data, c->tcb_info_chain.len, root_crl->base.key, 32,
-			  e));
-	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_TCB_INFO, key);
+	const struct vfy_part parts[] = {
+		{ c->tcb_info.data, c->tcb_info.len },
+		{ c->tcb_info_sig, 64 },
+		{ c->tcb_info_chain.data, c->tcb_info_chain.len },
+		vfy_entry_part(&root_crl->base),
+	};
+	vfy_key_init(&key, parts, 4);
+	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_TCB_INFO, &key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->collateral_hits, 1, memory_order_relaxed);
 		t = (struct vfy_tcb_ent *)hit;
 	} else {
 		atomic_fetch_add_explicit(&v->collateral_misses, 1, memory_order_relaxed);
-		TDC_GUARD(tcb_build(v, c, root_crl, key, now, &t, e));
+		TDC_GUARD(tcb_build(v, c, root_crl, &key, now, &t, e));
 		/* The entry holds no time verdict (only windows), so it may be cached even
 		 * when now turns out to be outside the TCB info window. */
 		t = (struct vfy_tcb_ent *)vfy_cache_put(&v->cache, VFY_TCB_INFO, &t->base);
@@ -258,23 +264,22 @@ static void qe_ent_destroy(struct vfy_entry *ent)
 {
 	struct vfy_qe_ent *q = (struct vfy_qe_ent *)ent;
 	tdc_qe_identity_free(&q->id);
+	vfy_entry_fini(&q->base);
 	free(q);
 }
 
 static int qe_build(struct tdc_verifier *v, const struct tdc_collateral *c,
-		    const struct vfy_crl_ent *root_crl, const uint8_t key[32], int64_t now,
+		    const struct vfy_crl_ent *root_crl, const struct vfy_key *key, int64_t now,
 		    struct vfy_qe_ent **out, struct tdc_error *e)
 {
 	EVP_PKEY *pub = NULL;
 	struct vfy_qe_ent *q = calloc(1, sizeof(*q));
 	if (!q)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	memcpy(q->base.key, key, 32);
-	q->base.refs = 1;
-	q->base.destroy = qe_ent_destroy;
-
-	int rc = vfy_signing_chain(v, &c->qe_identity_chain, root_crl, now,
-				   "QE identity issuer chain", &pub, &q->win, e);
+	int rc = vfy_entry_init(&q->base, key, qe_ent_destroy, e);
+	if (rc == 0)
+		rc = vfy_signing_chain(v, &c->qe_identity_chain, root_crl, now,
+				       "QE identity issuer chain", &pub, &q->win, e);
 	if (rc == 0)
 		rc = tdc_ecdsa_p256_verify(pub, c->qe_identity.data, c->qe_identity.len,
 					   c->qe_identity_sig, "QE identity signature", e);
@@ -300,22 +305,26 @@ int vfy_qe_identity(struct tdc_verifier *v, const struct tdc_collateral *c,
 		    const struct vfy_crl_ent *root_crl, int64_t now, struct vfy_qe_ent **out,
 		    struct tdc_error *e)
 {
-	uint8_t key[32];
+	struct vfy_key key;
 	struct vfy_qe_ent *q = NULL;
 
 	*out = NULL;
 	if (!c->qe_identity.data || c->qe_identity.len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no QE identity");
-	TDC_GUARD(vfy_key(v, key, c->qe_identity.data, c->qe_identity.len, c->qe_identity_sig, 64,
-			  c->qe_identity_chain.data, c->qe_identity_chain.len, root_crl->base.key,
-			  32, e));
-	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_QE_IDENTITY, key);
+	const struct vfy_part parts[] = {
+		{ c->qe_identity.data, c->qe_identity.len },
+		{ c->qe_identity_sig, 64 },
+		{ c->qe_identity_chain.data, c->qe_identity_chain.len },
+		vfy_entry_part(&root_crl->base),
+	};
+	vfy_key_init(&key, parts, 4);
+	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_QE_IDENTITY, &key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->collateral_hits, 1, memory_order_relaxed);
 		q = (struct vfy_qe_ent *)hit;
 	} else {
 		atomic_fetch_add_explicit(&v->collateral_misses, 1, memory_order_relaxed);
-		TDC_GUARD(qe_build(v, c, root_crl, key, now, &q, e));
+		TDC_GUARD(qe_build(v, c, root_crl, &key, now, &q, e));
 		q = (struct vfy_qe_ent *)vfy_cache_put(&v->cache, VFY_QE_IDENTITY, &q->base);
 	}
 	int rc = vfy_windows_check(&q->win, now, e);

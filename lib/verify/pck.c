@@ -17,6 +17,7 @@ static void pck_ent_destroy(struct vfy_entry *ent)
 {
 	struct vfy_pck_ent *p = (struct vfy_pck_ent *)ent;
 	EVP_PKEY_free(p->leaf_key);
+	vfy_entry_fini(&p->base);
 	free(p);
 }
 
@@ -62,7 +63,7 @@ static int check_pck_crl(X509_CRL *crl, X509 *leaf, X509 *ca, int64_t now, struc
 
 static int pck_build(struct tdc_verifier *v, const struct tdc_quote *q,
 		     const struct vfy_crl_ent *root_crl, const struct vfy_crl_ent *pck_crl,
-		     const uint8_t key[32], int64_t now, struct vfy_pck_ent **out,
+		     const struct vfy_key *key, int64_t now, struct vfy_pck_ent **out,
 		     struct tdc_error *e)
 {
 	STACK_OF(X509) *chain = NULL;
@@ -72,10 +73,9 @@ static int pck_build(struct tdc_verifier *v, const struct tdc_quote *q,
 
 	if (!p)
 		return TDC_FAIL(e, TDC_E_NOMEM, "out of memory");
-	memcpy(p->base.key, key, 32);
-	p->base.refs = 1;
-	p->base.destroy = pck_ent_destroy;
-
+	rc = vfy_entry_init(&p->base, key, pck_ent_destroy, e);
+	if (rc < 0)
+		goto out;
 	if (q->cert_type != TDC_CERT_TYPE_PCK_CHAIN) {
 		rc = TDC_FAILF(e, TDC_E_UNSUPPORTED, "quote carries no PCK certificate chain",
 			       "certification data type %u", q->cert_type);
@@ -124,6 +124,11 @@ static int pck_build(struct tdc_verifier *v, const struct tdc_quote *q,
 	rc = tdc_x509_p256_key(leaf, &p->leaf_key, e);
 	if (rc < 0)
 		goto out;
+	unsigned int dlen = 0;
+	if (X509_digest(leaf, v->sha256, p->leaf_sha256, &dlen) != 1 || dlen != 32) {
+		rc = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "PCK certificate digest failed");
+		goto out;
+	}
 
 	static const char *const names[3] = { "PCK certificate", "PCK CA certificate",
 					      "root CA certificate" };
@@ -133,6 +138,10 @@ static int pck_build(struct tdc_verifier *v, const struct tdc_quote *q,
 		if (rc < 0)
 			goto out;
 		vfy_windows_add(&p->win, names[i], nb, na);
+		if (i == 0) {
+			p->leaf_not_before = nb;
+			p->leaf_not_after = na;
+		}
 	}
 	vfy_windows_merge(&p->win, &pck_crl->win);
 out:
@@ -149,26 +158,28 @@ int vfy_pck_chain(struct tdc_verifier *v, const struct tdc_quote *q,
 		  const struct vfy_crl_ent *root_crl, const struct tdc_buf *pck_crl_der,
 		  int64_t now, struct vfy_pck_ent **out, struct tdc_error *e)
 {
-	uint8_t crl_key[32], key[32];
+	struct vfy_key key;
 	struct vfy_pck_ent *p = NULL;
 
 	*out = NULL;
 	if (!pck_crl_der->data || pck_crl_der->len == 0)
 		return TDC_FAIL(e, TDC_E_FORMAT, "collateral has no PCK CRL");
-	TDC_GUARD(vfy_key(v, crl_key, pck_crl_der->data, pck_crl_der->len, NULL, 0, NULL, 0, NULL,
-			  0, e));
-	TDC_GUARD(vfy_key(v, key, tdc_rd_ptr(&q->cert_data), tdc_rd_len(&q->cert_data), crl_key,
-			  32, root_crl->base.key, 32, NULL, 0, e));
+	const struct vfy_part parts[] = {
+		{ tdc_rd_ptr(&q->cert_data), tdc_rd_len(&q->cert_data) },
+		{ pck_crl_der->data, pck_crl_der->len },
+		vfy_entry_part(&root_crl->base),
+	};
+	vfy_key_init(&key, parts, 3);
 
-	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_PCK, key);
+	struct vfy_entry *hit = vfy_cache_get(&v->cache, VFY_PCK, &key);
 	if (hit) {
 		atomic_fetch_add_explicit(&v->pck_hits, 1, memory_order_relaxed);
 		p = (struct vfy_pck_ent *)hit;
 	} else {
 		struct vfy_crl_ent *crl = NULL;
 		atomic_fetch_add_explicit(&v->pck_misses, 1, memory_order_relaxed);
-		TDC_GUARD(vfy_pck_crl(v, pck_crl_der, crl_key, &crl, e));
-		int rc = pck_build(v, q, root_crl, crl, key, now, &p, e);
+		TDC_GUARD(vfy_pck_crl(v, pck_crl_der, &crl, e));
+		int rc = pck_build(v, q, root_crl, crl, &key, now, &p, e);
 		vfy_cache_release(&v->cache, &crl->base);
 		if (rc < 0)
 			return rc;

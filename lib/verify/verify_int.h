@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals of lib/verify: the verifier object, the content-addressed cache
- * of verified collateral and PCK chains, validity windows, and the checks
- * of each verification step (one file per job).
+ * of verified collateral, PCK chains and QE reports, validity windows, and the
+ * checks of each verification step (one file per job).
  *
  * Caching rule: an entry holds only time-independent verdicts (signatures,
  * chains, CRL membership, parsing) plus the validity windows of everything
@@ -55,30 +55,70 @@ enum vfy_kind {
 	VFY_QE_IDENTITY,
 	VFY_PCK,
 	VFY_ATT_KEY, /* attestation keys: stable per QE, so repeated quotes of a platform hit */
+	VFY_QE_REPORT, /* step 4: byte-identical in every quote of one platform's QE */
 	VFY__KINDS,
 };
 
 /* Entries per kind; the least recently used one is evicted. */
 #define VFY_CACHE_SLOTS 64
 
-/* Embedded first in every cached object. refs and used are guarded by the cache mutex. */
+/* One input of a cache key. */
+struct vfy_part {
+	const void *p; /* may be NULL when len is 0 */
+	size_t len;
+};
+
+/*
+ * A cache key: the exact bytes a step depends on, as parts (not copied). An entry
+ * is found only by byte equality with the inputs it was built from (each part with
+ * its length, so different splits of the same bytes differ); the fingerprint, a
+ * few sampled bytes and the lengths, only picks the candidates to compare. Byte
+ * equality costs a memcmp where a SHA-256 of the same ~15 KB of collateral and PCK
+ * chain cost a sixth of a warm verification, and it needs no collision resistance.
+ */
+struct vfy_key {
+	const struct vfy_part *parts;
+	size_t n;
+	size_t len;  /* of the serialised form: each part as u64 length || bytes */
+	uint64_t fp;
+};
+
+void vfy_key_init(struct vfy_key *k, const struct vfy_part *parts, size_t n);
+
+/* Embedded first in every cached object. The inputs are immutable once inserted;
+ * refs and used are atomics, so that lookups share the cache's lock. */
 struct vfy_entry {
-	uint8_t key[32];
-	unsigned refs;
-	uint64_t used;
+	uint64_t fp;
+	uint8_t *in;   /* the serialised key the entry was built from */
+	size_t in_len;
+	atomic_uint refs;
+	atomic_uint_fast64_t used; /* the cache clock when last looked up (LRU) */
 	void (*destroy)(struct vfy_entry *ent);
 };
 
+/* Copies k into ent (refs = 1); TDC_E_NOMEM. Every destroy calls vfy_entry_fini. */
+int vfy_entry_init(struct vfy_entry *ent, const struct vfy_key *k,
+		   void (*destroy)(struct vfy_entry *ent), struct tdc_error *e) TDC_MUST_USE;
+void vfy_entry_fini(struct vfy_entry *ent);
+/* ent's own key, as one part of a dependent entry's key. */
+struct vfy_part vfy_entry_part(const struct vfy_entry *ent);
+
+/*
+ * Lookups take the lock shared and only touch atomics; inserts and evictions
+ * take it exclusive. The clock advances on inserts only, so a lookup writes
+ * nothing shared but the entry's reference count (and its stamp once after
+ * each insert): concurrent verifications do not serialise on the cache.
+ */
 struct vfy_cache {
-	pthread_mutex_t mu;
-	uint64_t clock;
+	pthread_rwlock_t lock;
+	atomic_uint_fast64_t clock;
 	struct vfy_entry *slot[VFY__KINDS][VFY_CACHE_SLOTS];
 };
 
 int vfy_cache_init(struct vfy_cache *c, struct tdc_error *e) TDC_MUST_USE;
 void vfy_cache_fini(struct vfy_cache *c);
-/* Returns a referenced entry with this key, or NULL. */
-struct vfy_entry *vfy_cache_get(struct vfy_cache *c, enum vfy_kind kind, const uint8_t key[32]);
+/* Returns a referenced entry built from exactly k's bytes, or NULL. */
+struct vfy_entry *vfy_cache_get(struct vfy_cache *c, enum vfy_kind kind, const struct vfy_key *k);
 /*
  * Inserts ent (owned by the caller, refs = 1) and returns the entry to use,
  * still referenced once for the caller: ent itself, or an equal-keyed entry
@@ -98,13 +138,10 @@ struct tdc_verifier {
 	struct vfy_cache cache;
 	atomic_uint_fast64_t collateral_hits, collateral_misses;
 	atomic_uint_fast64_t pck_hits, pck_misses;
+	atomic_uint_fast64_t qe_report_hits, qe_report_misses;
 };
 
-/* SHA-256 over up to 4 parts (NULL parts are skipped). Lengths are mixed in so that
- * different splits of the same bytes give different keys. */
-int vfy_key(const struct tdc_verifier *v, uint8_t out[32], const void *p0, size_t l0,
-	    const void *p1, size_t l1, const void *p2, size_t l2, const void *p3, size_t l3,
-	    struct tdc_error *e) TDC_MUST_USE;
+/* SHA-256 of a || b (the QE report data binding). */
 int vfy_sha256(const struct tdc_verifier *v, const void *a, size_t alen, const void *b,
 	       size_t blen, uint8_t out[32], struct tdc_error *e) TDC_MUST_USE;
 
@@ -132,8 +169,8 @@ struct vfy_qe_ent {
 int vfy_root_crl(struct tdc_verifier *v, const struct tdc_buf *der, int64_t now,
 		 struct vfy_crl_ent **out, struct tdc_error *e) TDC_MUST_USE;
 /* PCK CRL: parsed only (its issuer is checked against the quote's PCK chain). */
-int vfy_pck_crl(struct tdc_verifier *v, const struct tdc_buf *der, const uint8_t key[32],
-		struct vfy_crl_ent **out, struct tdc_error *e) TDC_MUST_USE;
+int vfy_pck_crl(struct tdc_verifier *v, const struct tdc_buf *der, struct vfy_crl_ent **out,
+		struct tdc_error *e) TDC_MUST_USE;
 /* TCB info: chain, signature, id/version, window, evaluation number. */
 int vfy_tcb_info(struct tdc_verifier *v, const struct tdc_collateral *c,
 		 const struct vfy_crl_ent *root_crl, int64_t now, struct vfy_tcb_ent **out,
@@ -156,6 +193,8 @@ int vfy_is_root(const struct tdc_verifier *v, X509 *cert, const char *what, stru
 struct vfy_pck_ent {
 	struct vfy_entry base;
 	EVP_PKEY *leaf_key;
+	uint8_t leaf_sha256[32]; /* of the leaf's DER: the QE report entry's key part */
+	int64_t leaf_not_before, leaf_not_after;
 	struct tdc_pck_ext ext;
 	bool processor_ca;
 	struct vfy_windows win;
@@ -169,12 +208,35 @@ int vfy_pck_chain(struct tdc_verifier *v, const struct tdc_quote *q,
 int vfy_pck_matches_tcb_info(const struct tdc_pck_ext *ext, const struct tdc_tcb_info *ti,
 			     struct tdc_error *e) TDC_MUST_USE;
 
-/* ---- quote signatures (quote_check.c) ---- */
+/* ---- the QE report, step 4 (qe_report.c) ---- */
+
+struct vfy_match;
 
 int vfy_qe_report_signature(EVP_PKEY *pck_key, const struct tdc_quote *q, struct tdc_error *e)
 	TDC_MUST_USE;
 int vfy_qe_binding(const struct tdc_verifier *v, const struct tdc_quote *q, struct tdc_error *e)
 	TDC_MUST_USE;
+
+/* A verified QE report: time-independent verdicts and the windows they relied on. */
+struct vfy_qe_report_ent {
+	struct vfy_entry base;
+	size_t qe_level;         /* index of the matched level in the QE identity's levels */
+	struct vfy_windows win;  /* the QE identity's and the PCK certificate's */
+};
+
+/*
+ * Step 4: the QE report signed by the PCK leaf's key, its report data binding the
+ * attestation key and QE auth data, and the QE identity match (sets m->qe_level).
+ * Cached by exactly what it depends on: the QE report, its signature, the
+ * attestation key, the QE auth data, the PCK leaf (its DER's SHA-256) and the QE
+ * identity entry's key; the windows are checked at now on every call.
+ */
+int vfy_qe_report(struct tdc_verifier *v, const struct tdc_quote *q,
+		  const struct vfy_pck_ent *pck, const struct vfy_qe_ent *qe, int64_t now,
+		  struct vfy_match *m, struct tdc_error *e) TDC_MUST_USE;
+
+/* ---- the quote signature, step 5 (quote_check.c) ---- */
+
 /* The attestation key is imported (and validated as a P-256 point) once per key. */
 int vfy_quote_signature(struct tdc_verifier *v, const struct tdc_quote *q, struct tdc_error *e)
 	TDC_MUST_USE;

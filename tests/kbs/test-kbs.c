@@ -99,6 +99,69 @@ static void quote_bound_to_other_key(void **state)
 	broker_stop(&b);
 }
 
+/* Signs cert with another key than its own: a bad self-signature, nothing else changed. */
+static void break_self_signature(X509 *cert)
+{
+	EVP_PKEY *other;
+	assert_int_equal(tdc_ratls_keygen(&other, NULL), 0);
+	assert_true(X509_sign(cert, other, EVP_sha256()) > 0);
+	EVP_PKEY_free(other);
+	assert_int_equal(tdc_ratls_cert_self_signed(cert, NULL), TDC_E_SIGNATURE);
+	assert_int_equal(tdc_ratls_cert_self_issued(cert, NULL), 0);
+}
+
+/* The broker does not check the client certificate's self-signature (PROTOCOL.md 5.1):
+ * the handshake's CertificateVerify is signed by the certificate's key over a transcript
+ * that contains the certificate. A certificate with a bad self-signature and a valid
+ * handshake therefore gets a key only if the binding holds: the TD's own certificate
+ * does; a TD's genuine quote and claims in a certificate for another key, or claims for
+ * that key around the TD's quote, do not. */
+static void bad_self_signature_needs_binding(void **state)
+{
+	(void)state;
+	struct broker b;
+	struct agent td, thief = { 0 };
+	struct resp r;
+	struct tdc_ratls_evidence ev;
+	uint8_t *ext = NULL;
+	size_t ext_len = 0;
+	broker_start(&b, true, NOW, false);
+	agent_make(&td, NULL, false);
+
+	/* 1. the TD's certificate and key, self-signature broken: the binding holds */
+	break_self_signature(td.cert);
+	post(b.port, &td, "luks-root", &r);
+	expect_released(&r);
+
+	/* 2. the TD's quote and claims (its key's hash) around the thief's key */
+	assert_int_equal(tdc_ratls_cert_evidence(td.cert, &ev, NULL), 0);
+	assert_int_equal(tdc_ratls_ext_encode(tdc_rd_ptr(&ev.quote), tdc_rd_len(&ev.quote),
+					      &ev.claims, &ext, &ext_len, NULL),
+			 0);
+	assert_int_equal(tdc_ratls_keygen(&thief.key, NULL), 0);
+	assert_int_equal(tdc_ratls_cert_create_ext(thief.key, ext, ext_len, NOW,
+						   TDC_RATLS_CERT_LIFETIME, &thief.cert, NULL),
+			 0);
+	break_self_signature(thief.cert);
+	post(b.port, &thief, "luks-root", &r);
+	expect_denied(&r, 403, "evidence_invalid", "pubkey-hash");
+	X509_free(thief.cert);
+
+	/* 3. claims for the thief's key around the TD's quote: REPORTDATA does not bind them */
+	assert_int_equal(tdc_ratls_cert_create(thief.key, tdc_rd_ptr(&ev.quote),
+					       tdc_rd_len(&ev.quote), NOW, TDC_RATLS_CERT_LIFETIME,
+					       &thief.cert, NULL),
+			 0);
+	break_self_signature(thief.cert);
+	post(b.port, &thief, "luks-root", &r);
+	expect_denied(&r, 403, "evidence_invalid", "REPORTDATA");
+
+	free(ext);
+	agent_free(&thief);
+	agent_free(&td);
+	broker_stop(&b);
+}
+
 /* Another CCC implementation's certificate (rats-tls: P-256, so the handshake passes;
  * CCC evidence with an SGX quote and custom claims): the audit record says what it is. */
 static void sgx_certificate_named(void **state)
@@ -627,6 +690,7 @@ int main(void)
 		cmocka_unit_test(release_happy_path),
 		cmocka_unit_test(two_requests_one_connection),
 		cmocka_unit_test(quote_bound_to_other_key),
+		cmocka_unit_test(bad_self_signature_needs_binding),
 		cmocka_unit_test(sgx_certificate_named),
 		cmocka_unit_test(unknown_secret),
 		cmocka_unit_test(debug_td_refused),

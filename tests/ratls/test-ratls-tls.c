@@ -144,8 +144,9 @@ static EVP_PKEY *impostor_key(EVP_PKEY *pub)
 
 /* ---- the two verification callbacks ---- */
 
-/* Broker: the peer chain must be exactly one self-signed P-256 certificate; the
- * RA-TLS evidence is checked after the handshake. Replaces path building. */
+/* Broker: the peer chain must be exactly one self-issued P-256 certificate (its
+ * self-signature adds nothing to CertificateVerify); the RA-TLS evidence is checked
+ * after the handshake. Replaces path building. */
 static int broker_verify(X509_STORE_CTX *sctx, void *arg)
 {
 	struct verdict *v = arg;
@@ -154,7 +155,7 @@ static int broker_verify(X509_STORE_CTX *sctx, void *arg)
 
 	v->called++;
 	v->ok = leaf && chain && sk_X509_num(chain) == 1 &&
-		tdc_ratls_cert_self_signed(leaf, NULL) == 0;
+		tdc_ratls_cert_self_issued(leaf, NULL) == 0;
 	if (!v->ok)
 		X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
 	return v->ok;
@@ -283,7 +284,7 @@ static void mutual_handshake_and_binding(void **state)
 	struct tdc_quote q;
 	struct tdc_error e;
 	tdc_error_clear(&e);
-	assert_int_equal(tdc_ratls_cert_check(peer, NULL, 0, &ev, &e), 0);
+	assert_int_equal(tdc_ratls_cert_binding(peer, NULL, 0, &ev, &e), 0);
 	assert_int_equal(tdc_ratls_check_quote(&ev, &q, &e), 0);
 
 	/* one request/response over the channel */

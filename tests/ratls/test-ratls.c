@@ -811,14 +811,20 @@ static void cert_self_signature_and_key_type(void **state)
 	assert_int_equal(tdc_ratls_keygen(&key, NULL), 0);
 	assert_int_equal(tdc_ratls_keygen(&other, NULL), 0);
 
-	/* signed by another key */
+	/* signed by another key: refused without a handshake (tdc_ratls_cert_check); the
+	 * handshake callback's check and the broker's per-request check look at the shape
+	 * and the binding only, since CertificateVerify proves the key (PROTOCOL.md 5.1) */
 	assert_int_equal(tdc_ratls_cert_create(key, fake_quote, sizeof(fake_quote), NOW, 60, &cert,
 					       NULL),
 			 0);
 	assert_int_equal(tdc_ratls_cert_self_signed(cert, NULL), 0);
 	assert_true(X509_sign(cert, other, EVP_sha256()) > 0);
 	tdc_error_clear(&e);
+	assert_int_equal(tdc_ratls_cert_self_signed(cert, &e), TDC_E_SIGNATURE);
+	tdc_error_clear(&e);
 	assert_int_equal(tdc_ratls_cert_check(cert, NULL, 0, &ev, &e), TDC_E_SIGNATURE);
+	assert_int_equal(tdc_ratls_cert_self_issued(cert, NULL), 0);
+	assert_int_equal(tdc_ratls_cert_binding(cert, NULL, 0, &ev, NULL), 0);
 	X509_free(cert);
 
 	/* issuer differs from subject */
@@ -831,6 +837,7 @@ static void cert_self_signature_and_key_type(void **state)
 	assert_true(X509_set_issuer_name(cert, n));
 	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
 	assert_int_equal(tdc_ratls_cert_self_signed(cert, NULL), TDC_E_FORMAT);
+	assert_int_equal(tdc_ratls_cert_self_issued(cert, NULL), TDC_E_FORMAT);
 	X509_NAME_free(n);
 	X509_free(cert);
 
@@ -842,6 +849,7 @@ static void cert_self_signature_and_key_type(void **state)
 			 0);
 	tdc_error_clear(&e);
 	assert_int_equal(tdc_ratls_cert_check(cert, NULL, 0, &ev, &e), TDC_E_UNSUPPORTED);
+	assert_int_equal(tdc_ratls_cert_self_issued(cert, NULL), TDC_E_UNSUPPORTED);
 	X509_free(cert);
 
 	EVP_PKEY_free(p384);

@@ -19,6 +19,7 @@
 #include "tdcrypt/collateral.h"
 #include "tdcrypt/sim.h"
 #include "tdcrypt/verify.h"
+#include "verify/verify_int.h"
 
 #define NOW ((int64_t)1750000000) /* 2025-06-15T15:06:40Z */
 #define DAY (24 * 3600)
@@ -645,6 +646,105 @@ static void cached_collateral_rechecks_time(void **state)
 	run_free(&r);
 }
 
+/* A cached QE report verdict (step 4) never outlives what it relied on: with the QE
+ * identity's nextUpdate (or the PCK certificate's notAfter) the earliest expiry, a
+ * quote whose QE report hit the cache is refused one second after it. */
+static void cached_qe_report_expires_with(enum win_field f, const char *window)
+{
+	struct tdc_sim_opts o = base();
+	struct tdc_sim_window *w = win_of(&o, f);
+	w->from = NOW - DAY;
+	w->to = NOW + 2 * DAY;
+	struct run r;
+	struct tdc_verifier_stats st;
+	assert_int_equal(run_at(&r, &o, 0, NOW), 0);
+	tdc_verdict_free(&r.out);
+	tdc_error_clear(&r.e);
+	assert_int_equal(tdc_verify_quote(r.v, r.q, r.qlen, &r.c, NOW + 2 * DAY, &r.out, &r.e), 0);
+	tdc_verifier_stats(r.v, &st);
+	assert_int_equal(st.qe_report_misses, 1);
+	assert_int_equal(st.qe_report_hits, 1);
+	tdc_verdict_free(&r.out);
+	tdc_error_clear(&r.e);
+	assert_int_equal(tdc_verify_quote(r.v, r.q, r.qlen, &r.c, NOW + 2 * DAY + 1, &r.out, &r.e),
+			 TDC_E_EXPIRED);
+	assert_non_null(strstr(r.e.detail, window));
+	run_free(&r);
+}
+
+static void cached_qe_report_rechecks_time(void **state)
+{
+	(void)state;
+	cached_qe_report_expires_with(W_QE_ID, "QE identity valid");
+	cached_qe_report_expires_with(W_PCK, "PCK certificate valid");
+}
+
+/* The same, for the QE report entry's own window check alone: the step is called with
+ * the collateral and PCK entries obtained while they were valid, at a time past the
+ * QE identity's nextUpdate, then past the PCK certificate's notAfter. */
+static void qe_report_entry_checks_its_windows(void **state)
+{
+	(void)state;
+	struct tdc_sim_opts o = base();
+	o.qe_identity.dates = (struct tdc_sim_window){ NOW - DAY, NOW + 2 * DAY };
+	o.pck_validity = (struct tdc_sim_window){ NOW - DAY, NOW + 4 * DAY };
+	struct run r;
+	struct tdc_quote q;
+	struct vfy_crl_ent *root_crl = NULL;
+	struct vfy_qe_ent *qe = NULL;
+	struct vfy_pck_ent *pck = NULL;
+	struct vfy_match m = { 0 };
+	struct tdc_error e;
+	assert_int_equal(run_at(&r, &o, 0, NOW), 0);
+	assert_int_equal(tdc_quote_parse(r.q, r.qlen, &q, NULL), 0);
+	assert_int_equal(vfy_root_crl(r.v, &r.c.root_ca_crl, NOW, &root_crl, NULL), 0);
+	assert_int_equal(vfy_qe_identity(r.v, &r.c, root_crl, NOW, &qe, NULL), 0);
+	assert_int_equal(vfy_pck_chain(r.v, &q, root_crl, &r.c.pck_crl, NOW, &pck, NULL), 0);
+	assert_int_equal(vfy_qe_report(r.v, &q, pck, qe, NOW, &m, NULL), 0); /* the cached hit */
+	assert_non_null(m.qe_level);
+	const struct {
+		int64_t at;
+		int code;
+		const char *window;
+	} cases[] = {
+		{ NOW + 2 * DAY, 0, NULL },
+		{ NOW + 2 * DAY + 1, TDC_E_EXPIRED, "QE identity valid" },
+		{ NOW - DAY - 1, TDC_E_EXPIRED, "QE identity valid" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		m.qe_level = NULL;
+		tdc_error_clear(&e);
+		assert_int_equal(vfy_qe_report(r.v, &q, pck, qe, cases[i].at, &m, &e), cases[i].code);
+		if (cases[i].window)
+			assert_non_null(strstr(e.detail, cases[i].window));
+		else
+			assert_non_null(m.qe_level);
+	}
+	struct tdc_verifier_stats st;
+	tdc_verifier_stats(r.v, &st);
+	assert_int_equal(st.qe_report_misses, 1); /* every call above was a hit */
+	vfy_cache_release(&r.v->cache, &qe->base);
+	vfy_cache_release(&r.v->cache, &pck->base);
+	vfy_cache_release(&r.v->cache, &root_crl->base);
+	run_free(&r);
+
+	/* and with the PCK certificate expiring first */
+	o = base();
+	o.pck_validity = (struct tdc_sim_window){ NOW - DAY, NOW + 2 * DAY };
+	assert_int_equal(run_at(&r, &o, 0, NOW), 0);
+	assert_int_equal(tdc_quote_parse(r.q, r.qlen, &q, NULL), 0);
+	assert_int_equal(vfy_root_crl(r.v, &r.c.root_ca_crl, NOW, &root_crl, NULL), 0);
+	assert_int_equal(vfy_qe_identity(r.v, &r.c, root_crl, NOW, &qe, NULL), 0);
+	assert_int_equal(vfy_pck_chain(r.v, &q, root_crl, &r.c.pck_crl, NOW, &pck, NULL), 0);
+	tdc_error_clear(&e);
+	assert_int_equal(vfy_qe_report(r.v, &q, pck, qe, NOW + 2 * DAY + 1, &m, &e), TDC_E_EXPIRED);
+	assert_non_null(strstr(e.detail, "PCK certificate valid"));
+	vfy_cache_release(&r.v->cache, &qe->base);
+	vfy_cache_release(&r.v->cache, &pck->base);
+	vfy_cache_release(&r.v->cache, &root_crl->base);
+	run_free(&r);
+}
+
 /* ---- CRL issuers, signer chain, collateral signatures ---- */
 
 static void pck_crl_issued_by_root(void **state)
@@ -1046,6 +1146,8 @@ int main(void)
 		cmocka_unit_test(window_end_inclusive_crls),
 		cmocka_unit_test(window_end_inclusive_certs),
 		cmocka_unit_test(cached_collateral_rechecks_time),
+		cmocka_unit_test(cached_qe_report_rechecks_time),
+		cmocka_unit_test(qe_report_entry_checks_its_windows),
 		cmocka_unit_test(pck_crl_issued_by_root),
 		cmocka_unit_test(pck_crl_forged),
 		cmocka_unit_test(root_crl_issued_by_pck_ca),

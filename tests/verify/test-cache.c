@@ -23,25 +23,33 @@ static atomic_int destroyed;
 static void item_destroy(struct vfy_entry *ent)
 {
 	atomic_fetch_add(&destroyed, 1);
+	vfy_entry_fini(ent);
 	free(ent);
+}
+
+/* The key of item id: its 4 bytes. */
+struct id_key {
+	int id;
+	struct vfy_part part;
+	struct vfy_key k;
+};
+
+static const struct vfy_key *key_of(int id, struct id_key *ik)
+{
+	ik->id = id;
+	ik->part = (struct vfy_part){ &ik->id, sizeof(ik->id) };
+	vfy_key_init(&ik->k, &ik->part, 1);
+	return &ik->k;
 }
 
 static struct item *item_new(int id)
 {
+	struct id_key ik;
 	struct item *it = calloc(1, sizeof(*it));
 	assert_non_null(it);
-	memcpy(it->base.key, &id, sizeof(id));
-	it->base.refs = 1;
-	it->base.destroy = item_destroy;
+	assert_int_equal(vfy_entry_init(&it->base, key_of(id, &ik), item_destroy, NULL), 0);
 	it->id = id;
 	return it;
-}
-
-static uint8_t *key_of(int id, uint8_t key[32])
-{
-	memset(key, 0, 32);
-	memcpy(key, &id, sizeof(id));
-	return key;
 }
 
 static struct vfy_cache *cache_new(void)
@@ -67,8 +75,8 @@ static void put_release(struct vfy_cache *c, int id)
 
 static bool present(struct vfy_cache *c, int id)
 {
-	uint8_t k[32];
-	struct vfy_entry *e = vfy_cache_get(c, VFY_PCK, key_of(id, k));
+	struct id_key k;
+	struct vfy_entry *e = vfy_cache_get(c, VFY_PCK, key_of(id, &k));
 	if (!e)
 		return false;
 	assert_int_equal(((struct item *)e)->id, id);
@@ -80,12 +88,12 @@ static void get_after_put(void **state)
 {
 	(void)state;
 	struct vfy_cache *c = cache_new();
-	uint8_t k[32];
-	assert_null(vfy_cache_get(c, VFY_PCK, key_of(7, k)));
+	struct id_key k;
+	assert_null(vfy_cache_get(c, VFY_PCK, key_of(7, &k)));
 	put_release(c, 7);
 	assert_true(present(c, 7));
 	/* Kinds are separate namespaces. */
-	assert_null(vfy_cache_get(c, VFY_TCB_INFO, key_of(7, k)));
+	assert_null(vfy_cache_get(c, VFY_TCB_INFO, key_of(7, &k)));
 	cache_free(c);
 	assert_int_equal(atomic_load(&destroyed), 1);
 }
@@ -160,25 +168,62 @@ static void windows_are_inclusive(void **state)
 	assert_int_equal(vfy_windows_not_after(&empty), INT64_MAX);
 }
 
-static void keys_separate_parts(void **state)
+/* An entry is found only by the exact bytes it was built from: the split into parts
+ * counts, every byte counts (also one the fingerprint does not sample), and a key that
+ * is equal is found again. */
+static bool found_by(struct vfy_cache *c, const struct vfy_part *parts, size_t n)
+{
+	struct vfy_key k;
+	vfy_key_init(&k, parts, n);
+	struct vfy_entry *e = vfy_cache_get(c, VFY_QE_REPORT, &k);
+	vfy_cache_release(c, e);
+	return e != NULL;
+}
+
+static void keys_are_exact_bytes(void **state)
 {
 	(void)state;
-	struct tdc_verifier *v = NULL;
-	assert_int_equal(tdc_verifier_new(NULL, &v, NULL), 0);
-	uint8_t k1[32], k2[32], k3[32];
-	assert_int_equal(vfy_key(v, k1, "ab", 2, "c", 1, NULL, 0, NULL, 0, NULL), 0);
-	assert_int_equal(vfy_key(v, k2, "a", 1, "bc", 2, NULL, 0, NULL, 0, NULL), 0);
-	assert_int_equal(vfy_key(v, k3, "ab", 2, "c", 1, NULL, 0, NULL, 0, NULL), 0);
-	assert_memory_not_equal(k1, k2, 32);
-	assert_memory_equal(k1, k3, 32);
+	struct vfy_cache *c = cache_new();
+	uint8_t big[300];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)i;
+	const struct vfy_part stored[] = { { "ab", 2 }, { "c", 1 }, { big, sizeof(big) } };
+	struct vfy_key k;
+	vfy_key_init(&k, stored, 3);
+	struct item *it = calloc(1, sizeof(*it));
+	assert_non_null(it);
+	assert_int_equal(vfy_entry_init(&it->base, &k, item_destroy, NULL), 0);
+	vfy_cache_release(c, vfy_cache_put(c, VFY_QE_REPORT, &it->base));
+
+	uint8_t copy[300];
+	memcpy(copy, big, sizeof(big));
+	const struct vfy_part same[] = { { "ab", 2 }, { "c", 1 }, { copy, sizeof(copy) } };
+	assert_true(found_by(c, same, 3));
+	const struct vfy_part split[] = { { "a", 1 }, { "bc", 2 }, { big, sizeof(big) } };
+	assert_false(found_by(c, split, 3));
+	const struct vfy_part fewer[] = { { "ab", 2 }, { "c", 1 } };
+	assert_false(found_by(c, fewer, 2));
+	const struct vfy_part more[] = { { "ab", 2 }, { "c", 1 }, { big, sizeof(big) }, { NULL, 0 } };
+	assert_false(found_by(c, more, 4));
+	for (size_t at = 0; at < sizeof(copy); at += 37) { /* sampled or not, each byte decides */
+		copy[at] ^= 0x80;
+		assert_false(found_by(c, same, 3));
+		copy[at] ^= 0x80;
+	}
+	assert_true(found_by(c, same, 3));
+	cache_free(c);
+
 	/* Plain SHA-256 of the concatenation (used for the QE binding). */
+	struct tdc_verifier *v = NULL;
+	uint8_t h[32];
+	assert_int_equal(tdc_verifier_new(NULL, &v, NULL), 0);
 	static const uint8_t abc[32] = {
 		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
 		0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
 		0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad,
 	};
-	assert_int_equal(vfy_sha256(v, "a", 1, "bc", 2, k1, NULL), 0);
-	assert_memory_equal(k1, abc, 32);
+	assert_int_equal(vfy_sha256(v, "a", 1, "bc", 2, h, NULL), 0);
+	assert_memory_equal(h, abc, 32);
 	tdc_verifier_free(v);
 }
 
@@ -189,8 +234,8 @@ static void *churn(void *p)
 	int base = *(int *)p;
 	for (int i = 0; i < 2000; i++) {
 		int id = base + (i % 97);
-		uint8_t k[32];
-		struct vfy_entry *e = vfy_cache_get(g_shared, VFY_PCK, key_of(id, k));
+		struct id_key k;
+		struct vfy_entry *e = vfy_cache_get(g_shared, VFY_PCK, key_of(id, &k));
 		if (!e)
 			e = vfy_cache_put(g_shared, VFY_PCK, &item_new(id)->base);
 		if (((struct item *)e)->id != id)
@@ -221,7 +266,7 @@ int main(void)
 		cmocka_unit_test(evicted_entry_lives_while_referenced),
 		cmocka_unit_test(duplicate_put_adopts_existing),
 		cmocka_unit_test(windows_are_inclusive),
-		cmocka_unit_test(keys_separate_parts),
+		cmocka_unit_test(keys_are_exact_bytes),
 		cmocka_unit_test(concurrent_churn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -565,6 +565,91 @@ static void warm_path_rechecks_time(void **state)
 	struct tdc_verifier_stats s;
 	tdc_verifier_stats(v, &s);
 	assert_int_equal(s.pck_misses, 1); /* all served from the cache */
+	assert_int_equal(s.qe_report_misses, 1);
+	tdc_verifier_free(v);
+	unload(&l);
+}
+
+/* Verifies q at l->at and expects code; returns the verifier's stats after. */
+static void expect_code(struct tdc_verifier *v, const struct loaded *l, const uint8_t *q,
+			int code, const char *what, struct tdc_verifier_stats *st)
+{
+	struct tdc_verdict d;
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	int rc = tdc_verify_quote(v, q, l->quote_len, &l->coll, l->at, &d, &e);
+	tdc_verdict_free(&d);
+	if (rc != code)
+		fail_msg("%s: want %s, got %s (%s: %s)", what, tdc_err_name(code), tdc_err_name(rc),
+			 e.reason, e.detail);
+	tdc_verifier_stats(v, st);
+}
+
+/* The QE report verdict (step 4) is cached by content: after a hit of the real quote,
+ * one byte changed in the QE report, its signature, the QE auth data or the
+ * attestation key is a new key (a miss) and is refused; a change the quote signature
+ * covers hits the QE report entry and is still refused, because the quote's own
+ * signature is checked on every call. */
+static void qe_report_cache_follows_content(void **state)
+{
+	(void)state;
+	struct loaded l;
+	struct tdc_verdict d;
+	struct tdc_verifier_stats st;
+	struct tdc_quote q;
+	load(find_vector(BASE_VECTOR), &l);
+	assert_int_equal(tdc_quote_parse(l.quote, l.quote_len, &q, NULL), 0);
+	const size_t sig_at = q.signed_bytes.base + tdc_rd_len(&q.signed_bytes) + 4;
+	const struct {
+		const char *what;
+		size_t at;
+		int code;
+		bool qe_miss;
+	} cases[] = {
+		{ "QE report (first byte)", q.qe_report_bytes.base, TDC_E_SIGNATURE, true },
+		{ "QE report (ISVSVN)", q.qe_report_bytes.base + 258, TDC_E_SIGNATURE, true },
+		{ "QE report (last byte)", q.qe_report_bytes.base + 383, TDC_E_SIGNATURE, true },
+		{ "QE report signature", q.qe_report_bytes.base + 384 + 10, TDC_E_SIGNATURE, true },
+		{ "QE auth data", q.qe_auth_data.base, TDC_E_BINDING, true },
+		{ "TD report (quote signature)", sig_at - 5, TDC_E_SIGNATURE, false },
+		{ "quote signature", sig_at + 1, TDC_E_SIGNATURE, false },
+	};
+	struct tdc_verifier *v = new_verifier(0);
+	base_verify(v, &l, &d);
+	tdc_verdict_free(&d);
+	base_verify(v, &l, &d);
+	tdc_verdict_free(&d);
+	tdc_verifier_stats(v, &st);
+	assert_int_equal(st.qe_report_misses, 1);
+	assert_int_equal(st.qe_report_hits, 1);
+	uint8_t *m = malloc(l.quote_len);
+	assert_non_null(m);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tdc_verifier_stats before = st;
+		memcpy(m, l.quote, l.quote_len);
+		m[cases[i].at] ^= 0x01;
+		expect_code(v, &l, m, cases[i].code, cases[i].what, &st);
+		if (cases[i].qe_miss) {
+			assert_int_equal(st.qe_report_misses, before.qe_report_misses + 1);
+			assert_int_equal(st.qe_report_hits, before.qe_report_hits);
+		} else {
+			assert_int_equal(st.qe_report_hits, before.qe_report_hits + 1);
+		}
+		/* the original still hits and verifies */
+		expect_code(v, &l, l.quote, 0, "original", &st);
+		assert_int_equal(st.qe_report_hits, before.qe_report_hits + 1 + !cases[i].qe_miss);
+	}
+	/* another attestation key: a miss, refused (not a point, or not what the QE signed) */
+	memcpy(m, l.quote, l.quote_len);
+	m[sig_at + 64] ^= 0x01;
+	struct tdc_verdict dd;
+	tdc_verifier_stats(v, &st);
+	struct tdc_verifier_stats before = st;
+	assert_true(tdc_verify_quote(v, m, l.quote_len, &l.coll, l.at, &dd, NULL) < 0);
+	tdc_verdict_free(&dd);
+	tdc_verifier_stats(v, &st);
+	assert_int_equal(st.qe_report_hits, before.qe_report_hits);
+	free(m);
 	tdc_verifier_free(v);
 	unload(&l);
 }
@@ -808,6 +893,7 @@ int main(void)
 		cmocka_unit_test(eval_floor_rejects_stale),
 		cmocka_unit_test(cache_hit_gives_identical_verdict),
 		cmocka_unit_test(warm_path_rechecks_time),
+		cmocka_unit_test(qe_report_cache_follows_content),
 		cmocka_unit_test(concurrent_verification),
 		cmocka_unit_test(verdict_json),
 		cmocka_unit_test(garbage_is_format_error),
