@@ -360,6 +360,30 @@ static void sources_pccs_cache_and_expiry(void **state)
 	assert_true(info.next_update > at + 120);
 	tdc_collateral_free(&c);
 
+	/* PostgreSQL: another broker (its own store handle and keeper) on the same database
+	 * finds what this one fetched */
+	if (tdb_postgresql()) {
+		struct tdc_store *s2;
+		struct kbs_keeper *keeper2;
+		int sv2[2];
+		struct kbs_coll *k2;
+		assert_int_equal(tdc_store_open(db, mk, &s2, NULL), 0);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+		assert_int_equal(kbs_keeper_start(s2, &ko, &sv2[1], 1, &keeper2, NULL), 0);
+		kbs_vault_bind(sv2[0], NULL);
+		assert_int_equal(kbs_coll_new(NULL, &o, true, &k2, &e), 0);
+		tdc_error_clear(&e);
+		assert_int_equal(kbs_coll_get(k2, fmspc, false, at + 120, &c, &info, &e), 0);
+		assert_string_equal(info.source, "cache");
+		tdc_collateral_free(&c);
+		kbs_coll_free(k2);
+		close(sv2[0]);
+		kbs_vault_bind(sv[0], NULL);
+		kbs_keeper_stop(keeper2);
+		close(sv2[1]);
+		tdc_store_close(s2);
+	}
+
 	/* past nextUpdate with the PCCS still down: handed on as expired, and the
 	 * verifier refuses it (the broker answers collateral_unavailable) */
 	int64_t late = info.next_update + 3600;
