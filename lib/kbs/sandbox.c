@@ -204,12 +204,12 @@ static int seccomp(struct kbs_sandbox_report *rep, struct tdc_error *e)
 	static const int domains[] = { AF_INET, AF_INET6, AF_NETLINK };
 	for (size_t i = 0; rc == 0 && i < sizeof(domains) / sizeof(domains[0]); i++)
 		rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]));
+				      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i], 0));
 	/* ioctl: the few a TLS client and stdio use */
 	static const unsigned long ioctls[] = { FIONREAD, FIONBIO, TCGETS };
 	for (size_t i = 0; rc == 0 && i < sizeof(ioctls) / sizeof(ioctls[0]); i++)
 		rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)ioctls[i]));
+				      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)ioctls[i], 0));
 	if (rc == 0)
 		rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1);
 	if (rc == 0)
