@@ -242,6 +242,15 @@ int lg_bare_start(struct lg_bare *s, const char *cert_pem, const char *key_pem,
 	return 0;
 }
 
+double lg_bare_cpu_seconds(const struct lg_bare *s)
+{
+	clockid_t cid;
+	struct timespec ts;
+	if (pthread_getcpuclockid(s->t, &cid) != 0 || clock_gettime(cid, &ts) != 0)
+		return -1;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void lg_bare_stop(struct lg_bare *s)
 {
 	if (write(s->wake[1], "x", 1) != 1)

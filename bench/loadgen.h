@@ -47,6 +47,8 @@ struct lg_bare {
 int lg_bare_start(struct lg_bare *s, const char *cert_pem, const char *key_pem,
 		  const char *secret_id, struct tdc_error *e) TDC_MUST_USE;
 void lg_bare_stop(struct lg_bare *s);
+/* CPU seconds the bare server's thread has used so far (before lg_bare_stop). */
+double lg_bare_cpu_seconds(const struct lg_bare *s);
 
 /* /proc/PID/status field (VmRSS, VmHWM) in KiB, summed over pid and its children: the
  * broker is two processes (the keeper and its network process). -1 if pid is gone. */

@@ -8,9 +8,8 @@
  * round robin would, so that several brokers share the load.
  *
  * Each agent has its own P-256 key and its own simulator quote binding it (the
- * `tdcrypt sim init` directory's PKI and TD), made before the clock starts and kept as
- * DER until the agent runs (--lazy: made when the agent starts, so memory stays
- * bounded by the concurrency). Its sockets are bound to one of --sources loopback
+ * `tdcrypt sim init` directory's PKI and TD), made before the clock starts (about 25 KiB
+ * each; --lazy: made when the agent starts, so memory stays bounded by the concurrency). Its sockets are bound to one of --sources loopback
  * addresses 127.0.0.2.. (127.0.0.0/8 is all loopback), so that the broker's per-source
  * limits see a fleet rather than one host.
  *
@@ -83,10 +82,12 @@ static struct tdc_sim_opts *sim;
 static int64_t now_unix;
 static char *body; /* the agent's request body, the same for all */
 
-/* an identity made before the clock starts, until its agent runs */
+/* an identity made before the clock starts, until its agent runs: kept as objects, since
+ * decoding a key again goes through OpenSSL 3.0's decoders and their locks, which cost the
+ * load generator more than its handshake */
 struct ident {
-	uint8_t *cert, *key;
-	int cert_len, key_len;
+	EVP_PKEY *key;
+	X509 *cert;
 };
 static struct ident *idents;
 
@@ -199,32 +200,16 @@ static void *ident_worker(void *arg)
 		unsigned i = atomic_fetch_add(&next_agent, 1);
 		if (i >= opt.agents)
 			return NULL;
-		EVP_PKEY *key;
-		X509 *cert;
-		identity_new(i, &key, &cert);
-		struct ident *d = &idents[i];
-		d->cert = NULL;
-		d->key = NULL;
-		if ((d->cert_len = i2d_X509(cert, &d->cert)) <= 0 ||
-		    (d->key_len = i2d_PrivateKey(key, &d->key)) <= 0)
-			die("identity DER", NULL);
-		X509_free(cert);
-		EVP_PKEY_free(key);
+		identity_new(i, &idents[i].key, &idents[i].cert);
 	}
 }
 
 static void identity_take(unsigned i, EVP_PKEY **key, X509 **cert)
 {
-	struct ident *d = &idents[i];
-	const uint8_t *p = d->cert;
-	*cert = d2i_X509(NULL, &p, d->cert_len);
-	p = d->key;
-	*key = d2i_AutoPrivateKey(NULL, &p, d->key_len);
-	if (!*cert || !*key)
-		die("identity DER", NULL);
-	OPENSSL_free(d->cert);
-	OPENSSL_clear_free(d->key, (size_t)d->key_len);
-	d->cert = d->key = NULL;
+	*key = idents[i].key;
+	*cert = idents[i].cert;
+	idents[i].key = NULL;
+	idents[i].cert = NULL;
 }
 
 /* ---- one agent ---- */
@@ -587,6 +572,7 @@ static int cmp_double(const void *a, const void *b)
 
 struct totals {
 	double client_cpu_s; /* this process's CPU (user + system) during the storm */
+	double server_cpu_s; /* of it, the bare server's thread (--bare); else -1 */
 	double completion_s, rate, p50_ms, p99_ms, max_ms;
 	unsigned got, lost, not_started, duplicates, wrong_key;
 };
@@ -655,11 +641,12 @@ static void write_json(FILE *f, const struct totals *t, double setup_s)
 	fprintf(f,
 		"],\n \"totals\":{\"got_key\":%u,\"completion_s\":%.3f,\"releases_per_s\":%.1f,"
 		"\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,\"client_cpu_s\":%.2f,"
+		"\"bare_server_cpu_s\":%.2f,"
 		"\"lost\":%u,\"not_started\":%u,"
 		"\"duplicates\":%u,\"wrong_key\":%u,\"attempts\":%lu,\"unanswered\":%lu,"
 		"\"busy\":%lu,\"errors\":{",
 		t->got, t->completion_s, t->rate, t->p50_ms, t->p99_ms, t->max_ms, t->client_cpu_s,
-		t->lost, t->not_started, t->duplicates, t->wrong_key,
+		t->server_cpu_s, t->lost, t->not_started, t->duplicates, t->wrong_key,
 		(unsigned long)atomic_load(&attempts_total),
 		(unsigned long)atomic_load(&unanswered_total), (unsigned long)atomic_load(&busy_total));
 	for (size_t c = 0; c < n_classes; c++) {
@@ -697,7 +684,7 @@ static void print_summary(const struct totals *t, double setup_s)
 	fprintf(stderr,
 		"storm: %u agents, %u at once, %u source addresses, %s (identities %s in %.1f s)\n"
 		"storm: %u got the key in %.2f s: %.1f releases/s, p50 %.1f ms, p99 %.1f ms, "
-		"max %.1f ms, client CPU %.1f s\n"
+		"max %.1f ms, load generator CPU %.1f s\n"
 		"storm: lost %u (not started %u), duplicates %u, wrong key %u, attempts %lu "
 		"(unanswered %lu), busy %lu\n",
 		opt.agents, opt.concurrency, opt.sources, opt.bare_key ? "bare server" : "brokers",
@@ -705,6 +692,9 @@ static void print_summary(const struct totals *t, double setup_s)
 		t->p99_ms, t->max_ms, t->client_cpu_s, t->lost, t->not_started, t->duplicates, t->wrong_key,
 		(unsigned long)atomic_load(&attempts_total),
 		(unsigned long)atomic_load(&unanswered_total), (unsigned long)atomic_load(&busy_total));
+	if (t->server_cpu_s >= 0)
+		fprintf(stderr, "storm: the bare server's thread used %.1f s CPU\n",
+			t->server_cpu_s);
 	for (size_t c = 0; c < n_classes; c++)
 		fprintf(stderr, "storm:   %-24s %lu\n", classes[c].name, classes[c].n);
 }
@@ -787,7 +777,7 @@ int main(int argc, char **argv)
 	}
 	double setup_s = lg_mono() - t_setup;
 
-	double cpu0 = cpu_seconds();
+	double cpu0 = cpu_seconds(), bare_cpu0 = opt.bare_key ? lg_bare_cpu_seconds(&bare) : 0;
 	t_zero = lg_mono();
 	t_deadline = t_zero + opt.deadline_s;
 	start_threads(opt.concurrency, agent_worker, threads);
@@ -799,13 +789,17 @@ int main(int argc, char **argv)
 		pthread_join(threads[i], NULL);
 	if (opt.progress)
 		progress();
-	if (opt.bare_key)
+	double cpu1 = cpu_seconds(), bare_cpu = -1;
+	if (opt.bare_key) {
+		bare_cpu = lg_bare_cpu_seconds(&bare) - bare_cpu0;
 		lg_bare_stop(&bare);
+	}
 
-	double cpu1 = cpu_seconds();
 	struct totals t;
 	totals(&t);
-	t.client_cpu_s = cpu1 - cpu0;
+	/* the load generator's own CPU, without the bare server that shares the process */
+	t.client_cpu_s = cpu1 - cpu0 - (bare_cpu > 0 ? bare_cpu : 0);
+	t.server_cpu_s = bare_cpu;
 	print_summary(&t, setup_s);
 	if (opt.json) {
 		FILE *f = strcmp(opt.json, "-") ? fopen(opt.json, "w") : stdout;
@@ -816,8 +810,8 @@ int main(int argc, char **argv)
 			die(opt.json, NULL);
 	}
 	for (unsigned i = 0; idents && i < opt.agents; i++) {
-		OPENSSL_free(idents[i].cert);
-		OPENSSL_clear_free(idents[i].key, (size_t)idents[i].key_len);
+		X509_free(idents[i].cert);
+		EVP_PKEY_free(idents[i].key);
 	}
 	free(idents);
 	free(results);
