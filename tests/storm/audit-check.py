@@ -6,10 +6,14 @@ usage: audit-check.py STORM_JSON exact|crash AUDIT_JSON...
 Every agent got the expected key, once; every agent that got a key has a durable
 'released' record (matched by the claims digest: SHA-256 of the TD report, which binds
 the agent's own key, so it names one agent) and no record names anyone else.
-exact: exactly one record per agent, so released rows == agents with a key.
-crash: an agent may have more records than keys received, but only after attempts that
-got past the handshake and were never answered (a broker killed between the durable
-record and the answer); each such extra record is one of those attempts.
+exact: exactly one record per agent, so released rows == agents with a key, and no
+denial.
+crash: an agent may have more records than keys received, but only after unsettled
+attempts (past the handshake, then no answer or `internal`: a broker killed, or its
+database gone, between the durable record and the answer); each extra record is one of
+those attempts; denials only with an internal reason (the broker's own failure during
+the fault, e.g. its database restarting). Records are told apart by request ID, so
+brokers that share one database may all be given.
 """
 import collections
 import json
@@ -30,10 +34,14 @@ def main():
     by_digest = {a["claims_digest"]: a for a in agents}
     if len(by_digest) != len(agents):
         errors.append("two agents with the same claims digest: identities not distinct")
-    rows = [r for path in audits for r in json.load(open(path))]
+    rows = list({r["request_id"]: r for path in audits for r in json.load(open(path))}.values())
+    # the policy passes every agent: the only refusals allowed are the broker's own failures
+    # during a fault (recorded as denials with an internal reason, answered `internal`)
     denied = [r for r in rows if r["decision"] != "released"]
-    if denied:
-        errors.append("%d denials, e.g. %s" % (len(denied), denied[0]["reason"]))
+    failures = [r for r in denied if (r["reason"] or "").startswith("internal")]
+    if (mode == "exact" and denied) or len(failures) != len(denied):
+        r = ([r for r in denied if r not in failures] or denied)[0]
+        errors.append("%d denials, e.g. %s" % (len(denied), r["reason"]))
     released = collections.Counter(r["claims_digest"] for r in rows if r["decision"] == "released")
     strangers = [d for d in released if d not in by_digest]
     if strangers:
@@ -45,14 +53,14 @@ def main():
             errors.append("agent %d got a key without a released audit record" % a["agent"])
         elif mode == "exact" and n != keys:
             errors.append("agent %d: %d released records for %d keys" % (a["agent"], n, keys))
-        elif n > keys + a["unanswered"]:
-            errors.append("agent %d: %d released records for %d keys and %d unanswered attempts"
-                          % (a["agent"], n, keys, a["unanswered"]))
+        elif n > keys + a["unsettled"]:
+            errors.append("agent %d: %d released records for %d keys and %d unsettled attempts"
+                          % (a["agent"], n, keys, a["unsettled"]))
         extra += max(0, n - keys)
     total = sum(released.values())
     print("audit: %d released records for %d agents with a key (%d recorded again after an "
-          "answer lost in the crash; %d unanswered attempts)"
-          % (total, t["got_key"], extra, t["unanswered"]))
+          "unsettled attempt; %d unsettled attempts); %d internal failures recorded"
+          % (total, t["got_key"], extra, t["unsettled"], len(failures)))
     for e in errors[:20]:
         print("FAIL: " + e)
     sys.exit(1 if errors else 0)

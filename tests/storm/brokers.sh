@@ -3,8 +3,8 @@
 # sourced, never run. Everything lives under $SD (the caller's temporary directory):
 #   storm_setup                  sim PKI (`tdcrypt sim init`), the brokers' certificate,
 #                                the secret (random key in $SD/secret.key) and its policy
-#   broker_new NAME              a store for broker NAME holding the secret (the backend's
-#                                way: STORM_DB), and its config
+#   broker_new NAME [WITH]       a store for broker NAME holding the secret, and its config;
+#                                WITH: share broker WITH's store where the backend can
 #   broker_start NAME [PORT]     starts it (PORT 0 or none: an ephemeral one, kept for
 #                                restarts); $SD/NAME/pid, $SD/NAME/port
 #   broker_kill NAME             kill -9 of both its processes (keeper, network process)
@@ -12,38 +12,43 @@
 #   broker_audit NAME            its audit records of the secret (JSON)
 #   broker_hwm NAME              VmHWM of its two processes, summed (KiB)
 #   broker_cpu NAME              CPU seconds of its two processes so far
+#   db_cpu                       CPU seconds of the database server so far (postgresql)
+#   pg_restart                   pg_ctl restart -m fast of the test cluster (postgresql)
+#   storm_backend "$0" "$@"      first thing a caller does: checks STORM_DB and, for
+#                                postgresql, runs the caller again under tests/pg/with-pg.sh
 # Needs KBS (tdcrypt-kbs), TDCRYPT (the CLI), SD, and a fail function.
 #
 # Backends (STORM_DB):
 #   sqlite      (default) one store file per broker: a second broker on the same file is
 #               refused by the store's lock, so several brokers mean several stores, each
-#               holding the same secret
-#   postgresql  TODO (issue 9, the lead's `--db postgresql://...`): one cluster made by
-#               initdb + pg_ctl in $SD as an unprivileged user, every broker on the same
-#               database (the secret registered once); until the broker takes such a URL,
-#               storm_backend_check skips (exit 77)
-STORM_DB=${STORM_DB:-sqlite}
+#               holding the same secret (WITH is ignored)
+#   postgresql  a private cluster (initdb + pg_ctl as an unprivileged user, removed after:
+#               tests/pg/with-pg.sh); each broker_new without WITH makes a database of its
+#               own, brokers made WITH it share that database, its master key and secret
+# (under with-pg.sh, as the meson test storm-pg runs it, postgresql is the default)
+if [ -z "${STORM_DB:-}" ]; then
+	STORM_DB=sqlite
+	[ -n "${TDC_TEST_PG_HOST:-}" ] && STORM_DB=postgresql
+fi
 SECRET_ID=${SECRET_ID:-storm-root}
+STORM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-storm_backend_check() {
+storm_backend() {
 	case $STORM_DB in
 	sqlite) ;;
 	postgresql)
-		if ! "$KBS" --help 2>&1 | grep -q 'postgresql://'; then
-			echo "SKIP: STORM_DB=postgresql: this tdcrypt-kbs has no PostgreSQL store yet"
-			exit 77
+		if [ -z "${TDC_TEST_PG_HOST:-}" ]; then
+			exec "$STORM_ROOT/tests/pg/with-pg.sh" "$@"
 		fi
-		# TODO: pg_setup (initdb + pg_ctl start in $SD/pg as an unprivileged user, one
-		# database), pg_teardown in the caller's cleanup, and store_init below
-		echo "SKIP: STORM_DB=postgresql: the storm's PostgreSQL hook is not written yet"
-		exit 77
 		;;
-	*) fail "STORM_DB=$STORM_DB: sqlite or postgresql" ;;
+	*)
+		echo "STORM_DB=$STORM_DB: sqlite or postgresql" >&2
+		exit 2
+		;;
 	esac
 }
 
 storm_setup() {
-	storm_backend_check
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=broker.storm \
 		-keyout "$SD/broker.key" -out "$SD/broker.crt" -days 2 2>/dev/null || fail "broker certificate"
 	"$TDCRYPT" sim init "$SD/sim" >/dev/null 2>&1 || fail "sim init"
@@ -53,15 +58,35 @@ storm_setup() {
 	printf '{"allow_simulator":true,"mrtd":["%s"]}' "$mrtd" >"$SD/policy.json"
 }
 
-# The store of NAME, made by the backend; prints the config members that name it.
-store_init() {
-	local d=$SD/$1
+# The store of NAME (or WITH's), made by the backend; prints the config members that name
+# it. Fails (status 1) when NAME shares WITH's store, which then holds the secret already.
+store_init() { # NAME [WITH]
+	local d=$SD/$1 db
 	case $STORM_DB in
 	sqlite)
 		"$KBS" init --master-key "$d/master.key" --db "$d/kbs.db" 2>/dev/null || fail "$1: store init"
 		printf '"db": "%s", "master_key": "%s"' "$d/kbs.db" "$d/master.key"
 		;;
+	postgresql)
+		if [ -n "${2:-}" ]; then
+			cat "$SD/$2/store.json"
+			return 1
+		fi
+		db="tdcstorm_${1}_$$"
+		"$TDC_TEST_PG_BIN/createdb" -h "$TDC_TEST_PG_HOST" -U "$TDC_TEST_PG_USER" "$db" ||
+			fail "$1: createdb"
+		db="postgresql:///$db?host=$TDC_TEST_PG_HOST&user=$TDC_TEST_PG_USER"
+		"$KBS" init --master-key "$d/master.key" --db "$db" 2>/dev/null || fail "$1: store init"
+		printf '"db": "%s", "master_key": "%s"' "$db" "$d/master.key"
+		;;
 	esac
+}
+
+pg_restart() {
+	local as=()
+	[ "$(id -u)" = 0 ] && as=(runuser -u "$TDC_TEST_PG_USER" --)
+	"${as[@]}" "$TDC_TEST_PG_BIN/pg_ctl" -D "$TDC_TEST_PG_DIR" -m fast -w -t 60 restart \
+		>/dev/null || fail "pg_ctl restart"
 }
 
 broker_config() { # NAME PORT
@@ -73,10 +98,13 @@ broker_config() { # NAME PORT
 J
 }
 
-broker_new() {
+broker_new() { # NAME [WITH]
 	local d=$SD/$1
 	mkdir -p "$d"
-	store_init "$1" >"$d/store.json"
+	if ! store_init "$1" "${2:-}" >"$d/store.json"; then
+		broker_start "$1"
+		return 0
+	fi
 	broker_start "$1"
 	TDCRYPT_KBS_SOCKET=$d/kbs.sock "$TDCRYPT" secret add "$SECRET_ID" --key-file "$SD/secret.key" \
 		>/dev/null 2>&1 || fail "$1: secret add"
@@ -138,6 +166,23 @@ broker_cpu() {
 	for p in $(broker_pids "$1"); do
 		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null
 	done | awk -v hz="$(getconf CLK_TCK)" '{ t += $12 + $13 } END { printf "%.2f\n", t / hz }'
+}
+
+# CPU seconds the database server has used so far (postgresql: the postmaster, its
+# children and the children it has reaped; sqlite: 0, it runs inside the brokers).
+db_cpu() {
+	local pm p
+	if [ "$STORM_DB" != postgresql ]; then
+		echo 0
+		return
+	fi
+	pm=$(head -n 1 "$TDC_TEST_PG_DIR/postmaster.pid")
+	{
+		sed 's/.*) //' "/proc/$pm/stat" | awk '{ print $12 + $13 + $14 + $15 }'
+		for p in $(pgrep -P "$pm"); do
+			sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+		done
+	} | awk -v hz="$(getconf CLK_TCK)" '{ t += $1 } END { printf "%.2f\n", t / hz }'
 }
 
 broker_hwm() {

@@ -21,9 +21,10 @@
  * bench/loadgen.c (certificate --broker-cert, key KEY) instead of brokers: the rate a
  * release is compared with.
  *
- * --json FILE: per agent whether it got the key, its attempts, how many of them finished
- * the handshake and were never answered (a broker that died after its durable audit
- * record but before the answer), latency (agent start to key), the broker that released
+ * --json FILE: per agent whether it got the key, its attempts, how many of them were
+ * unsettled (finished the handshake, then no answer or `internal`: a broker that made the
+ * release's audit record durable may have died or failed before the key went out),
+ * latency (agent start to key), the broker that released
  * it and the claims digest that the broker's audit record carries (SHA-256 of the TD
  * report in its quote); totals (completion time, releases/s, p50/p99, lost, duplicates,
  * busy answers, errors by class per attempt). --progress: releases per broker so far,
@@ -94,7 +95,7 @@ static struct ident *idents;
 struct result {
 	double t_start, t_end;
 	uint32_t attempts, busy;
-	uint32_t unanswered; /* attempts that got past the handshake and then no answer */
+	uint32_t unsettled; /* attempts past the handshake, then no answer or `internal` */
 	uint8_t got;   /* releases received (the agent stops at the first) */
 	int8_t broker; /* the broker that released, -1 */
 	uint8_t exit;  /* enum tdc_agent_exit */
@@ -105,7 +106,7 @@ struct result {
 static struct result *results;
 
 static atomic_uint next_agent, agents_done;
-static atomic_ulong busy_total, attempts_total, unanswered_total;
+static atomic_ulong busy_total, attempts_total, unsettled_total;
 static atomic_ulong released_by[TDC_AGENT_MAX_BROKERS];
 static double t_zero, t_deadline;
 
@@ -264,11 +265,12 @@ static int attempt(void *arg, size_t i, int64_t deadline_ms, struct tdc_agent_re
 		atomic_fetch_add(&released_by[b], 1);
 		return r;
 	}
-	/* the broker may have released and audited before the answer was lost (a crash):
-	 * the audit may then hold more records for this agent than it received keys */
-	if (a->connected && reply->http_status == 0) {
-		a->res->unanswered++;
-		atomic_fetch_add(&unanswered_total, 1);
+	/* the broker may have made the release's audit record durable and then lost the answer
+	 * (a crash) or failed after it (`internal`, e.g. a database that went away as the
+	 * commit returned): the audit may then hold more records for this agent than keys */
+	if (a->connected && (reply->http_status == 0 || reply->http_status == 500)) {
+		a->res->unsettled++;
+		atomic_fetch_add(&unsettled_total, 1);
 	}
 	const char *cls = classify(r, reply, e);
 	if (!strcmp(cls, "busy")) {
@@ -643,12 +645,12 @@ static void write_json(FILE *f, const struct totals *t, double setup_s)
 		"\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,\"client_cpu_s\":%.2f,"
 		"\"bare_server_cpu_s\":%.2f,"
 		"\"lost\":%u,\"not_started\":%u,"
-		"\"duplicates\":%u,\"wrong_key\":%u,\"attempts\":%lu,\"unanswered\":%lu,"
+		"\"duplicates\":%u,\"wrong_key\":%u,\"attempts\":%lu,\"unsettled\":%lu,"
 		"\"busy\":%lu,\"errors\":{",
 		t->got, t->completion_s, t->rate, t->p50_ms, t->p99_ms, t->max_ms, t->client_cpu_s,
 		t->server_cpu_s, t->lost, t->not_started, t->duplicates, t->wrong_key,
 		(unsigned long)atomic_load(&attempts_total),
-		(unsigned long)atomic_load(&unanswered_total), (unsigned long)atomic_load(&busy_total));
+		(unsigned long)atomic_load(&unsettled_total), (unsigned long)atomic_load(&busy_total));
 	for (size_t c = 0; c < n_classes; c++) {
 		fprintf(f, "%s", c ? "," : "");
 		put_str(f, classes[c].name);
@@ -660,10 +662,10 @@ static void write_json(FILE *f, const struct totals *t, double setup_s)
 		char hex[65];
 		fprintf(f,
 			"  {\"agent\":%u,\"got\":%s,\"releases\":%u,\"attempts\":%u,"
-			"\"unanswered\":%u,\"busy\":%u,\"latency_ms\":%.2f,\"broker\":%d,"
+			"\"unsettled\":%u,\"busy\":%u,\"latency_ms\":%.2f,\"broker\":%d,"
 			"\"result\":\"%s\",\"last_error\":",
 			i, r->got && !r->wrong_key ? "true" : "false", r->got, r->attempts,
-			r->unanswered, r->busy,
+			r->unsettled, r->busy,
 			r->started ? (r->t_end - r->t_start) * 1e3 : 0.0, r->got ? r->broker : -1,
 			!r->started     ? "not_started"
 			: r->wrong_key ? "wrong_key"
@@ -686,12 +688,12 @@ static void print_summary(const struct totals *t, double setup_s)
 		"storm: %u got the key in %.2f s: %.1f releases/s, p50 %.1f ms, p99 %.1f ms, "
 		"max %.1f ms, load generator CPU %.1f s\n"
 		"storm: lost %u (not started %u), duplicates %u, wrong key %u, attempts %lu "
-		"(unanswered %lu), busy %lu\n",
+		"(unsettled %lu), busy %lu\n",
 		opt.agents, opt.concurrency, opt.sources, opt.bare_key ? "bare server" : "brokers",
 		opt.lazy ? "lazy" : "made", setup_s, t->got, t->completion_s, t->rate, t->p50_ms,
 		t->p99_ms, t->max_ms, t->client_cpu_s, t->lost, t->not_started, t->duplicates, t->wrong_key,
 		(unsigned long)atomic_load(&attempts_total),
-		(unsigned long)atomic_load(&unanswered_total), (unsigned long)atomic_load(&busy_total));
+		(unsigned long)atomic_load(&unsettled_total), (unsigned long)atomic_load(&busy_total));
 	if (t->server_cpu_s >= 0)
 		fprintf(stderr, "storm: the bare server's thread used %.1f s CPU\n",
 			t->server_cpu_s);
@@ -705,10 +707,13 @@ static void print_summary(const struct totals *t, double setup_s)
  * broker once it has served some): the storm's own count, whatever state the brokers are in. */
 static void progress(void)
 {
-	fprintf(stderr, "storm: progress");
+	char line[256];
+	size_t n = (size_t)snprintf(line, sizeof(line), "storm: progress");
 	for (size_t b = 0; b < opt.base.n_brokers; b++)
-		fprintf(stderr, " %lu", (unsigned long)atomic_load(&released_by[b]));
-	fprintf(stderr, "\n");
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " %lu",
+				      (unsigned long)atomic_load(&released_by[b]));
+	/* one write: a reader of the file never sees half a line */
+	fprintf(stderr, "%s\n", line);
 }
 
 static double cpu_seconds(void)

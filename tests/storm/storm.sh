@@ -5,13 +5,16 @@
 #   1. one broker, 2,000 agents, 500 at once: released rows == agents with a key, exactly
 #   2. the same with kill -9 of the broker mid-storm and its restart on the same store:
 #      the agents retry and all get their keys; a release recorded just before the crash
-#      whose answer was lost is recorded again on the retry (each after an unanswered
-#      attempt); the store checks whole afterwards
-#   3. two brokers, each with its own store holding the same secret, the agents spread
-#      over both; one is killed -9 mid-storm and the agents finish on the other; its store
-#      is read back after a restart
+#      whose answer was lost is recorded again on the retry (each after an unsettled
+#      attempt: past the handshake, then no answer or `internal`); the store checks whole
+#   3. two brokers (SQLite: each with its own store holding the same secret; PostgreSQL:
+#      on one database), the agents spread over both; one is killed -9 mid-storm and the
+#      agents finish on the other; its store is read back after a restart
+#   4. (PostgreSQL) two brokers on one database, `pg_ctl restart -m fast` mid-storm: the
+#      brokers reconnect, the agents retry, every key has its record
 # The agents come from 127.0.0.2.. (storm --sources), so the brokers' default
-# per-source limits apply unchanged. STORM_DB selects the store backend (brokers.sh).
+# per-source limits apply unchanged. STORM_DB=sqlite|postgresql selects the store backend
+# (brokers.sh; postgresql runs the whole under tests/pg/with-pg.sh, a private cluster).
 # usage: storm.sh STORM TDCRYPT_KBS TDCRYPT [--small]
 #   --small: 400 agents, 100 at once (the sanitizer builds: memory errors, not scale)
 #   STORM_KEEP=1: keep the work directory (brokers' logs, storm JSON, audits)
@@ -26,6 +29,9 @@ if [ "${4:-}" = --small ]; then
 	CONC=100
 fi
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=brokers.sh
+. "$HERE/brokers.sh"
+storm_backend "$0" "$@"
 SD=$(mktemp -d /tmp/tdc-storm-XXXXXX)
 STORM_PID=
 cleanup() {
@@ -46,8 +52,6 @@ fail() {
 	done
 	exit 1
 }
-# shellcheck source=brokers.sh
-. "$HERE/brokers.sh"
 
 storm() { # JSON BROKER... (runs in the background; STORM_PID)
 	local out=$1 addrs="" b
@@ -72,7 +76,7 @@ storm_wait() { # JSON
 wait_progress() { # JSON N B|all
 	local i line got k n
 	for i in $(seq 1200); do
-		line=$(grep '^storm: progress' "$1.log" | tail -n 1 || true)
+		line=$(grep -E '^storm: progress( [0-9]+)+$' "$1.log" | tail -n 1 || true)
 		if [ -n "$line" ]; then
 			read -r -a n <<<"${line#storm: progress }"
 			got=0
@@ -137,9 +141,9 @@ audit_check "$SD/crash.json" crash crash
 store_check crash
 broker_stop crash
 
-echo "== 3. two brokers with their own stores, one killed -9 mid-storm"
+echo "== 3. two brokers, one killed -9 mid-storm"
 broker_new a
-broker_new b
+broker_new b a
 storm "$SD/two.json" a b
 wait_progress "$SD/two.json" $((AGENTS / 8)) 0
 broker_kill a
@@ -157,4 +161,20 @@ audit_check "$SD/two.json" crash a b
 store_check a
 broker_stop a
 broker_stop b
+
+if [ "$STORM_DB" = postgresql ]; then
+	echo "== 4. two brokers on one database, PostgreSQL restarted mid-storm"
+	broker_new c
+	broker_new d c
+	storm "$SD/pg.json" c d
+	wait_progress "$SD/pg.json" $((AGENTS / 4)) all
+	pg_restart
+	kill -0 "$STORM_PID" 2>/dev/null || fail "the storm was over when the database came back"
+	echo "   pg_ctl restart -m fast after $((AGENTS / 4))+ releases"
+	storm_wait "$SD/pg.json"
+	audit_check "$SD/pg.json" crash c d
+	store_check c
+	broker_stop c
+	broker_stop d
+fi
 echo "ok"
