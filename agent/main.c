@@ -4,6 +4,7 @@
  * RA-TLS and unlocks the LUKS2 root. All logic is in lib/agent; this file reads
  * the options, prints, and maps the result to the exit code (agent/README.md).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,11 +85,14 @@ int main(int argc, char **argv)
 	struct tdc_agent_config c;
 	struct tdc_error e = {0};
 	struct out o = {0};
-	struct tdc_agent_events ev = {on_log, on_mark, &o};
+	struct tdc_agent_events ev = {.log = on_log, .mark = on_mark, .arg = &o};
 	char buf[512];
 	bool debug = false;
 
 	clock_gettime(CLOCK_MONOTONIC, &o.start);
+	/* OpenSSL writes to the socket with write(): a broker that resets the connection
+	 * mid-request must be a failed attempt (retried), not a SIGPIPE that ends the boot */
+	signal(SIGPIPE, SIG_IGN);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--config") && i + 1 < argc) {
 			config = argv[++i];

@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -63,6 +62,8 @@
 #include "tdcrypt/verify.h"
 #include "util/util.h"
 #include "x509/x509.h"
+
+#include "loadgen.h"
 
 #define NOW ((int64_t)1750000000)
 #define SECRET_ID "bench-root"
@@ -100,13 +101,6 @@ static struct agent agents[MAX_THREADS];
 static size_t n_agents;
 
 /* ---- small helpers ---- */
-
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const struct tdc_error *e)
 {
@@ -232,17 +226,10 @@ static SSL_CTX *client_ctx(const struct agent *a)
 /* One RA-TLS identity: fresh key, sim quote binding it, certificate, client context. */
 static void agent_make(struct agent *a)
 {
-	struct tdc_sim_opts o = sim;
 	struct tdc_error e;
-	uint8_t *q = NULL;
-	size_t qlen;
 	tdc_error_clear(&e);
-	if (tdc_ratls_keygen(&a->key, &e) < 0 ||
-	    tdc_ratls_report_data_for_key(a->key, o.td.report_data, &e) < 0 ||
-	    tdc_sim_quote(pki, &o, &q, &qlen, &e) < 0 ||
-	    tdc_ratls_cert_create(a->key, q, qlen, NOW, TDC_RATLS_CERT_LIFETIME, &a->cert, &e) < 0)
+	if (lg_identity_make(pki, &sim, NOW, &a->key, &a->cert, &e) < 0)
 		die("agent certificate", &e);
-	free(q);
 	a->ctx = client_ctx(a);
 }
 
@@ -335,192 +322,14 @@ static void broker_stop(struct broker *b)
 	tdc_kbs_free(b->k);
 }
 
-/* ---- the bare TLS 1.3 mutual-handshake server ---- */
+/* ---- the bare TLS 1.3 mutual-handshake server (loadgen.c) ---- */
 
-/* The broker's callback, exactly: one self-issued P-256 certificate, no path building. */
-static int bare_verify(X509_STORE_CTX *sctx, void *arg)
+static void bare_start(struct lg_bare *s)
 {
-	(void)arg;
-	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
-	STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(sctx);
-	int ok = leaf && chain && sk_X509_num(chain) == 1 &&
-		 tdc_ratls_cert_self_issued(leaf, NULL) == 0;
-	if (!ok)
-		X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
-	return ok;
-}
-
-struct bare_conn {
-	int fd;
-	SSL *ssl;
-	int st; /* 0 handshake, 1 read, 2 write */
-	char in[1024];
-	size_t in_len, out_pos;
-};
-
-struct bare {
-	SSL_CTX *ctx;
-	int lfd, ep, wake[2];
-	int port;
-	pthread_t t;
-};
-
-static const char bare_reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-				 "Content-Length: 27\r\nConnection: close\r\n\r\n"
-				 "{\"key\":\"AAAAAAAAAAAAAAAA\"}\n";
-
-static void bare_close(struct bare *s, struct bare_conn *c)
-{
-	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
-	if (c->st == 2) {
-		ERR_clear_error();
-		(void)SSL_shutdown(c->ssl);
-	}
-	SSL_free(c->ssl);
-	close(c->fd);
-	free(c);
-	ERR_clear_error();
-}
-
-static void bare_want(struct bare *s, struct bare_conn *c, int err)
-{
-	struct epoll_event ev = { .events = err == SSL_ERROR_WANT_WRITE ? EPOLLOUT : EPOLLIN,
-				  .data.ptr = c };
-	epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev);
-}
-
-/* Drives one connection as far as it goes without blocking. */
-static void bare_step(struct bare *s, struct bare_conn *c)
-{
-	for (;;) {
-		ERR_clear_error();
-		if (c->st == 0) {
-			int r = SSL_do_handshake(c->ssl);
-			if (r == 1) {
-				c->st = 1;
-				continue;
-			}
-			int err = SSL_get_error(c->ssl, r);
-			if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-				return bare_want(s, c, err);
-			return bare_close(s, c);
-		}
-		if (c->st == 1) {
-			int r = SSL_read(c->ssl, c->in + c->in_len, (int)(sizeof(c->in) - c->in_len - 1));
-			if (r > 0) {
-				c->in_len += (size_t)r;
-				c->in[c->in_len] = 0;
-				char *end = strstr(c->in, "\r\n\r\n");
-				const char *cl = strstr(c->in, "Content-Length: ");
-				size_t body = cl ? strtoul(cl + 16, NULL, 10) : 0;
-				if (end && c->in_len >= (size_t)(end + 4 - c->in) + body)
-					c->st = 2;
-				else if (c->in_len >= sizeof(c->in) - 1)
-					return bare_close(s, c);
-				continue;
-			}
-			int err = SSL_get_error(c->ssl, r);
-			if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-				return bare_want(s, c, err);
-			return bare_close(s, c);
-		}
-		int r = SSL_write(c->ssl, bare_reply + c->out_pos,
-				  (int)(sizeof(bare_reply) - 1 - c->out_pos));
-		if (r > 0) {
-			c->out_pos += (size_t)r;
-			if (c->out_pos == sizeof(bare_reply) - 1)
-				return bare_close(s, c);
-			continue;
-		}
-		int err = SSL_get_error(c->ssl, r);
-		if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-			return bare_want(s, c, err);
-		return bare_close(s, c);
-	}
-}
-
-static void *bare_loop(void *arg)
-{
-	struct bare *s = arg;
-	struct epoll_event evs[128];
-	pthread_setname_np(pthread_self(), "bare-loop");
-	for (;;) {
-		int n = epoll_wait(s->ep, evs, 128, -1);
-		for (int i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-			if (p == &s->wake)
-				return NULL;
-			if (p != &s->lfd) {
-				bare_step(s, p);
-				continue;
-			}
-			for (;;) {
-				int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-				if (fd < 0)
-					break;
-				struct bare_conn *c = calloc(1, sizeof(*c));
-				c->fd = fd;
-				c->ssl = SSL_new(s->ctx);
-				SSL_set_fd(c->ssl, fd);
-				SSL_set_accept_state(c->ssl);
-				struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-				epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev);
-				bare_step(s, c);
-			}
-		}
-	}
-}
-
-/* Same TLS settings as the broker's make_ssl_ctx; one epoll thread, like the broker's loop. */
-static void bare_start(struct bare *s)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:"
-					  "TLS_CHACHA20_POLY1305_SHA256") != 1 ||
-	    SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, p_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, p_key, SSL_FILETYPE_PEM) != 1)
-		die("bare server TLS context", NULL);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	SSL_CTX_set_cert_verify_callback(ctx, bare_verify, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_num_tickets(ctx, 0);
-	SSL_CTX_set_max_cert_list(ctx, 80 * 1024);
-	s->ctx = ctx;
-
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(s->lfd, 1024) < 0 || getsockname(s->lfd, (struct sockaddr *)&sa, &sl) < 0)
-		die("bare server socket", NULL);
-	s->port = ntohs(sa.sin_port);
-	s->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (pipe(s->wake) < 0)
-		die("pipe", NULL);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &s->lfd };
-	epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &ev);
-	ev.data.ptr = &s->wake;
-	epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake[0], &ev);
-	if (pthread_create(&s->t, NULL, bare_loop, s) != 0)
-		die("bare server thread", NULL);
-}
-
-static void bare_stop(struct bare *s)
-{
-	if (write(s->wake[1], "x", 1) != 1)
-		die("wake", NULL);
-	pthread_join(s->t, NULL);
-	/* connections still open at the end (none in a clean run) are left to exit */
-	close(s->lfd);
-	close(s->ep);
-	close(s->wake[0]);
-	close(s->wake[1]);
-	SSL_CTX_free(s->ctx);
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	if (lg_bare_start(s, p_cert, p_key, SECRET_ID, &e) < 0)
+		die("bare server", &e);
 }
 
 /* ---- the client loop ---- */
@@ -593,8 +402,8 @@ static void *client_loop(void *arg)
 {
 	struct client *c = arg;
 	pthread_setname_np(pthread_self(), "client");
-	while (mono() < c->t_end) {
-		double t0 = mono();
+	while (lg_mono() < c->t_end) {
+		double t0 = lg_mono();
 		int status = 0;
 		int fd = tcp_connect(c->port);
 		if (fd >= 0) {
@@ -608,7 +417,7 @@ static void *client_loop(void *arg)
 			close_rst(fd);
 		}
 		ERR_clear_error();
-		double t1 = mono();
+		double t1 = lg_mono();
 		if (t0 < c->t_start || t1 > c->t_end) {
 			c->early++;
 			continue;
@@ -644,7 +453,7 @@ struct result {
 static void run_slice(int port, unsigned n, double seconds, struct result *r)
 {
 	struct client *cs = calloc(n, sizeof(*cs));
-	double start = mono() + WARMUP_S;
+	double start = lg_mono() + WARMUP_S;
 	for (unsigned i = 0; i < n; i++) {
 		cs[i].a = &agents[i];
 		cs[i].port = port;
@@ -712,7 +521,7 @@ static void throughput(void)
 	for (size_t i = 0; i < opt.n_threads; i++) {
 		unsigned n = opt.threads[i];
 		struct result rb = { 0 }, rk = { 0 };
-		struct bare s;
+		struct lg_bare s;
 		struct broker b;
 		if (bare_on)
 			bare_start(&s);
@@ -727,7 +536,7 @@ static void throughput(void)
 		if (broker_on)
 			broker_stop(&b);
 		if (bare_on)
-			bare_stop(&s);
+			lg_bare_stop(&s);
 		finish(&rb);
 		finish(&rk);
 		if (bare_on)
@@ -749,11 +558,11 @@ static void throughput(void)
 static double time_us(void (*fn)(void *), void *arg)
 {
 	unsigned long n = 0;
-	double t0 = mono(), t;
+	double t0 = lg_mono(), t;
 	do {
 		fn(arg);
 		n++;
-		t = mono();
+		t = lg_mono();
 	} while (t - t0 < SPLIT_S);
 	return (t - t0) / (double)n * 1e6;
 }
@@ -867,11 +676,11 @@ static void s_audit(void *arg)
 static void s_handshake(void *arg)
 {
 	struct split_ctx *s = arg;
-	static struct bare srv;
+	static struct lg_bare srv;
 	static bool started;
 	if (!arg) {
 		if (started)
-			bare_stop(&srv);
+			lg_bare_stop(&srv);
 		started = false;
 		return;
 	}
@@ -911,9 +720,9 @@ static void cost_split(void)
 	s.quote_len = tdc_rd_len(&ev.quote);
 
 	printf("cost split, one thread (microseconds per call):\n");
-	double t_cold0 = mono();
+	double t_cold0 = lg_mono();
 	s_verify(&s);
-	double cold = (mono() - t_cold0) * 1e6;
+	double cold = (lg_mono() - t_cold0) * 1e6;
 	tdc_verifier_stats(s.v, &st0);
 	double warm = time_us(s_verify, &s);
 	tdc_verifier_stats(s.v, &st1);
@@ -952,42 +761,6 @@ static void cost_split(void)
 }
 
 /* ---- memory of a separate broker process with many connections ---- */
-
-static long status_kib_one(pid_t pid, const char *field);
-
-/* The broker is two processes (the keeper and its network process): both counted. */
-static long status_kib(pid_t pid, const char *field)
-{
-	char path[96];
-	long sum = status_kib_one(pid, field);
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-	FILE *f = fopen(path, "r");
-	int child;
-	while (f && fscanf(f, "%d", &child) == 1) {
-		long v = status_kib_one(child, field);
-		if (v > 0)
-			sum += v;
-	}
-	if (f)
-		fclose(f);
-	return sum;
-}
-
-static long status_kib_one(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	long v = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t fl = strlen(field);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, field, fl) && line[fl] == ':')
-			v = strtol(line + fl + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
 
 static double cpu_seconds(pid_t pid)
 {
@@ -1123,26 +896,26 @@ static void memory(void)
 	open_many(port, 1, true, h);
 	close_many(h, 1);
 	settle(pid);
-	long base = status_kib(pid, "VmRSS");
+	long base = lg_status_kib(pid, "VmRSS");
 	printf("  idle broker after one release:        VmRSS %6ld KiB\n", base);
 
-	double t0 = mono();
+	double t0 = lg_mono();
 	unsigned ok = open_many(port, opt.idle, false, h);
-	double t1 = mono();
+	double t1 = lg_mono();
 	settle(pid);
-	long rss = status_kib(pid, "VmRSS"), hwm = status_kib(pid, "VmHWM");
+	long rss = lg_status_kib(pid, "VmRSS"), hwm = lg_status_kib(pid, "VmHWM");
 	printf("  %u/%u handshaken idle connections:  VmRSS %6ld KiB  VmHWM %6ld KiB  "
 	       "(%.1f KiB per connection; opened in %.1f s)\n",
 	       ok, opt.idle, rss, hwm, (double)(rss - base) / (ok ? ok : 1), t1 - t0);
 	close_many(h, opt.idle);
 	settle(pid);
 
-	t0 = mono();
+	t0 = lg_mono();
 	ok = open_many(port, opt.idle, true, h);
-	t1 = mono();
+	t1 = lg_mono();
 	settle(pid);
-	rss = status_kib(pid, "VmRSS");
-	hwm = status_kib(pid, "VmHWM");
+	rss = lg_status_kib(pid, "VmRSS");
+	hwm = lg_status_kib(pid, "VmHWM");
 	printf("  %u/%u connections, one release each, kept alive:  VmRSS %6ld KiB  VmHWM %6ld KiB  "
 	       "(%.1f KiB per connection; %.1f s)\n",
 	       ok, opt.idle, rss, hwm, (double)(rss - base) / (ok ? ok : 1), t1 - t0);
@@ -1152,17 +925,17 @@ static void memory(void)
 
 	/* floods: does the memory come back once they are over? */
 	usleep(1500 * 1000);
-	long idle = status_kib(pid, "VmRSS"), worst = 0;
+	long idle = lg_status_kib(pid, "VmRSS"), worst = 0;
 	printf("  floods of %u connections (handshake + one release each, all held, then closed):\n",
 	       opt.idle);
 	printf("    before: VmRSS %6ld KiB\n", idle);
 	for (int f = 1; f <= 4; f++) {
 		ok = open_many(port, opt.idle, true, h);
-		long peak = status_kib(pid, "VmRSS");
+		long peak = lg_status_kib(pid, "VmRSS");
 		close_many(h, opt.idle);
 		settle(pid);
 		usleep(1500 * 1000); /* the broker trims at most once a second */
-		rss = status_kib(pid, "VmRSS");
+		rss = lg_status_kib(pid, "VmRSS");
 		worst = rss > worst ? rss : worst;
 		printf("    after flood %d (%u ok): VmRSS %6ld KiB during, %6ld KiB after (%.2fx idle)\n",
 		       f, ok, peak, rss, (double)rss / (double)base);
@@ -1239,11 +1012,11 @@ int main(int argc, char **argv)
 	unsigned need = 1;
 	for (size_t i = 0; i < opt.n_threads; i++)
 		need = opt.threads[i] > need ? opt.threads[i] : need;
-	double t0 = mono();
+	double t0 = lg_mono();
 	for (n_agents = 0; n_agents < need;)
 		agent_make(&agents[n_agents++]);
 	printf("set-up: %zu RA-TLS agent certificates (sim quote v4, P-256) in %.2f s\n", n_agents,
-	       mono() - t0);
+	       lg_mono() - t0);
 	fflush(stdout);
 
 	if (!opt.only || !strcmp(opt.only, "bare") || !strcmp(opt.only, "broker") ||

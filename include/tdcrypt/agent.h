@@ -95,6 +95,9 @@ struct tdc_agent_config {
 	bool debug;
 };
 
+/* The defaults of every optional member (timeouts, backoff, provider auto); the rest zero.
+ * The parsers start from these; a program that fills a config itself starts here too. */
+void tdc_agent_config_defaults(struct tdc_agent_config *c);
 /* Parses the agent config (agent/README.md); unknown members are refused. */
 int tdc_agent_config_parse(const uint8_t *json, size_t len, struct tdc_agent_config *c,
 			   struct tdc_error *e) TDC_MUST_USE;
@@ -299,6 +302,10 @@ struct tdc_agent_events {
 	/* Timestamps for the boot-latency benchmark: "start", "quote", "connected", "key",
 	 * "mapped". */
 	void (*mark)(void *arg, const char *event);
+	/* Called with each new socket before it connects; a negative return fails that
+	 * connect (as a network error). The storm harness binds its agents' sockets to
+	 * several loopback source addresses here; the agent itself sets none. */
+	int (*socket)(void *arg, int fd);
 	void *arg;
 };
 

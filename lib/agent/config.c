@@ -255,7 +255,7 @@ static int parse_luks(json_object *root, struct tdc_agent_config *c, struct tdc_
 	return 0;
 }
 
-static void defaults(struct tdc_agent_config *c)
+void tdc_agent_config_defaults(struct tdc_agent_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->provider = TDC_PROVIDER_AUTO;
@@ -321,7 +321,7 @@ int tdc_agent_config_parse(const uint8_t *json, size_t len, struct tdc_agent_con
 			   struct tdc_error *e)
 {
 	json_object *root;
-	defaults(c);
+	tdc_agent_config_defaults(c);
 	TDC_GUARD(tdc_json_parse_object(json, len, TDC_MAX_AGENT_CONFIG, "agent config", &root, e));
 	int rc = parse_root(root, c, e);
 	json_object_put(root);
@@ -334,7 +334,7 @@ int tdc_agent_config_load(const char *path, struct tdc_agent_config *c, struct t
 {
 	uint8_t *buf;
 	size_t len;
-	defaults(c);
+	tdc_agent_config_defaults(c);
 	TDC_GUARD(tdc_file_read(path, TDC_MAX_AGENT_CONFIG, &buf, &len, e));
 	int rc = tdc_agent_config_parse(buf, len, c, e);
 	free(buf);

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,12 +90,22 @@ static int wait_fd(int fd, short events, const struct tdc_agent_clock *clk, int6
 }
 
 static int connect_one(const struct addrinfo *ai, const struct tdc_agent_clock *clk,
-		       int64_t deadline, int *err)
+		       int64_t deadline, const struct tdc_agent_events *ev, int *err)
 {
 	int fd =
 	    socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
 	if (fd < 0) {
 		*err = errno;
+		return -1;
+	}
+	/* the request follows the client's handshake flight at once: without this, Nagle
+	 * holds it until the broker's delayed ACK (40 ms on Linux) */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	errno = 0;
+	if (ev && ev->socket && ev->socket(ev->arg, fd) < 0) {
+		*err = errno ? errno : EINVAL;
+		close(fd);
 		return -1;
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
@@ -111,7 +123,8 @@ static int connect_one(const struct addrinfo *ai, const struct tdc_agent_clock *
 }
 
 static int tcp_connect(const struct tdc_agent_broker *b, const struct tdc_agent_clock *clk,
-		       int64_t deadline, int *out, struct tdc_error *e)
+		       int64_t deadline, const struct tdc_agent_events *ev, int *out,
+		       struct tdc_error *e)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICSERV | (b->is_ip ? AI_NUMERICHOST : 0)};
@@ -125,7 +138,7 @@ static int tcp_connect(const struct tdc_agent_broker *b, const struct tdc_agent_
 		return TDC_FAILF(e, TDC_E_IO, "cannot resolve broker", "%s: %s", b->host,
 				 gai_strerror(g));
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		int fd = connect_one(ai, clk, deadline, &err);
+		int fd = connect_one(ai, clk, deadline, ev, &err);
 		if (fd >= 0) {
 			freeaddrinfo(res);
 			*out = fd;
@@ -272,6 +285,12 @@ static int exchange(SSL *ssl, int fd, const struct tdc_agent_broker *b, const ch
 		}
 		goto out;
 	}
+	if (got == 0) {
+		/* closed before a word: a broker that stopped or crashed, not a broken reply */
+		TDC_FAIL(e, TDC_E_IO, "connection closed before the response");
+		res = TDC_ATTEMPT_NO_NETWORK;
+		goto out;
+	}
 	if (tdc_agent_parse_response(buf, got, secret_id, reply, e) < 0)
 		goto out; /* a broken reply: maybe a broker mid-upgrade; retry */
 	if (reply->http_status == 200)
@@ -300,7 +319,7 @@ int tdc_agent_attempt(SSL_CTX *ctx, const struct tdc_agent_broker *b, const char
 	tdc_agent_reply_free(reply);
 	ERR_clear_error();
 	int64_t cdl = clk->now_ms(clk->arg) + connect_ms;
-	if (tcp_connect(b, clk, cdl < deadline_ms ? cdl : deadline_ms, &fd, e) < 0)
+	if (tcp_connect(b, clk, cdl < deadline_ms ? cdl : deadline_ms, ev, &fd, e) < 0)
 		return TDC_ATTEMPT_NO_NETWORK;
 	if (!(ssl = SSL_new(ctx)) || SSL_set_fd(ssl, fd) != 1 ||
 	    (!b->is_ip && SSL_set_tlsext_host_name(ssl, b->host) != 1) ||

@@ -5,7 +5,9 @@
  * base64, and real attempts over loopback TLS 1.3 against a small in-test broker.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -457,6 +459,7 @@ struct server {
 	const char *response; /* NULL: accept TCP, then say nothing */
 	bool saw_ratls;       /* the client presented a proper RA-TLS certificate */
 	char path[128];
+	char peer[INET_ADDRSTRLEN]; /* the client's source address */
 	pthread_t th;
 };
 
@@ -487,9 +490,12 @@ static X509 *self_signed(EVP_PKEY *key)
 static void *serve(void *arg)
 {
 	struct server *s = arg;
-	int fd = accept(s->lfd, NULL, NULL);
+	struct sockaddr_in pa;
+	socklen_t pl = sizeof(pa);
+	int fd = accept(s->lfd, (struct sockaddr *)&pa, &pl);
 	if (fd < 0)
 		return NULL;
+	inet_ntop(AF_INET, &pa.sin_addr, s->peer, sizeof(s->peer));
 	if (!s->response) {
 		char b[64];
 		while (read(fd, b, sizeof(b)) > 0)
@@ -607,7 +613,7 @@ static int run_agent(const char *response, bool tamper, struct server *s, struct
 	char dir[] = "/tmp/tdc-agent-run-XXXXXX", sim[64], img[64], cl[64], cmd[128];
 	struct world w;
 	struct tdc_agent_config c;
-	struct tdc_agent_events ev = {NULL, on_mark, m};
+	struct tdc_agent_events ev = {.mark = on_mark, .arg = m};
 	struct tdc_agent_run_opts ro = {.no_activate = true};
 	assert_non_null(mkdtemp(dir));
 	snprintf(sim, sizeof(sim), "%s/sim", dir);
@@ -755,8 +761,9 @@ static void server_stop(struct server *s)
 	SSL_CTX_free(s->ctx);
 }
 
-static int attempt(struct world *w, uint16_t port, bool good_pin, int64_t timeout_ms,
-		   struct tdc_agent_reply *reply, struct tdc_error *e)
+static int attempt_ev(struct world *w, uint16_t port, bool good_pin, int64_t timeout_ms,
+		      const struct tdc_agent_events *ev, struct tdc_agent_reply *reply,
+		      struct tdc_error *e)
 {
 	struct tdc_agent_config c = {.n_pins = 1};
 	struct tdc_agent_broker b = {.port = port, .is_ip = true};
@@ -768,9 +775,15 @@ static int attempt(struct world *w, uint16_t port, bool good_pin, int64_t timeou
 	assert_int_equal(tdc_agent_tls_ctx(&c, w->akey, w->acert, &ctx, e), 0);
 	const struct tdc_agent_clock *clk = tdc_agent_real_clock();
 	int r = tdc_agent_attempt(ctx, &b, "luks-root", "{}", clk, clk->now_ms(NULL) + timeout_ms, 2000,
-				  NULL, reply, e);
+				  ev, reply, e);
 	SSL_CTX_free(ctx);
 	return r;
+}
+
+static int attempt(struct world *w, uint16_t port, bool good_pin, int64_t timeout_ms,
+		   struct tdc_agent_reply *reply, struct tdc_error *e)
+{
+	return attempt_ev(w, port, good_pin, timeout_ms, NULL, reply, e);
 }
 
 static void test_tls_release(void **state)
@@ -868,6 +881,75 @@ static void test_tls_no_network(void **state)
 	world_free(&w);
 }
 
+/* The socket hook sees every socket before it connects: a bind there is the source
+ * address the broker sees; a hook that fails fails the connect. */
+static int bind_src(void *arg, int fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int nodelay = 0;
+	socklen_t len = sizeof(nodelay);
+	/* the agent's own options are already set (no Nagle: the request must not wait) */
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+	assert_int_equal(nodelay, 1);
+	inet_pton(AF_INET, arg, &sa.sin_addr);
+	return bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+}
+
+static int refuse_socket(void *arg, int fd)
+{
+	(void)arg;
+	(void)fd;
+	errno = EPERM;
+	return -1;
+}
+
+static void test_tls_socket_hook(void **state)
+{
+	struct world w;
+	struct server s;
+	struct tdc_agent_reply reply = {0};
+	struct tdc_error e = {0};
+	(void)state;
+	world_init(&w);
+	server_start(&s, &w,
+		     resp(200, "",
+			  "{\"request_id\":\"" RID "\",\"secret_id\":\"luks-root\","
+			  "\"key\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}"));
+	struct tdc_agent_events ev = {.socket = bind_src, .arg = "127.0.0.9"};
+	assert_int_equal(attempt_ev(&w, s.port, true, 10000, &ev, &reply, &e), TDC_ATTEMPT_OK);
+	server_stop(&s);
+	assert_string_equal(s.peer, "127.0.0.9");
+	tdc_agent_reply_free(&reply);
+
+	server_start(&s, &w, resp(200, "", "{}"));
+	ev.socket = refuse_socket;
+	assert_int_equal(attempt_ev(&w, s.port, true, 10000, &ev, &reply, &e),
+			 TDC_ATTEMPT_NO_NETWORK);
+	server_stop(&s);
+	assert_string_equal(e.reason, "cannot connect to broker");
+	assert_non_null(strstr(e.detail, strerror(EPERM)));
+	assert_string_equal(s.peer, ""); /* nothing connected */
+	world_free(&w);
+}
+
+/* A broker that takes the request and closes without a word (stopped, crashed) is a lost
+ * connection, not a malformed reply. */
+static void test_tls_closed_before_response(void **state)
+{
+	struct world w;
+	struct server s;
+	struct tdc_agent_reply reply = {0};
+	struct tdc_error e = {0};
+	(void)state;
+	world_init(&w);
+	server_start(&s, &w, "");
+	assert_int_equal(attempt(&w, s.port, true, 10000, &reply, &e), TDC_ATTEMPT_NO_NETWORK);
+	server_stop(&s);
+	assert_string_equal(e.reason, "connection closed before the response");
+	assert_string_equal(s.path, "/v1/keys/luks-root"); /* the request did arrive */
+	world_free(&w);
+}
+
 static void test_tls_silent_broker(void **state)
 {
 	struct world w;
@@ -902,6 +984,8 @@ int main(void)
 	    cmocka_unit_test(test_tls_busy),
 	    cmocka_unit_test(test_tls_pin_mismatch),
 	    cmocka_unit_test(test_tls_no_network),
+	    cmocka_unit_test(test_tls_socket_hook),
+	    cmocka_unit_test(test_tls_closed_before_response),
 	    cmocka_unit_test(test_tls_silent_broker),
 	    cmocka_unit_test(test_run_release),
 	    cmocka_unit_test(test_run_wrong_key),
