@@ -253,8 +253,12 @@ enum tdc_attempt_result {
 	TDC_ATTEMPT_RETRY,      /* reason code marked "retry", timeout, bad response */
 };
 
+/* A broker's Retry-After is honoured up to this (a hostile one cannot park the agent). */
+#define TDC_AGENT_MAX_RETRY_AFTER_S 60u
+
 struct tdc_agent_reply {
 	int http_status;
+	unsigned retry_after_s; /* the broker's Retry-After (busy), 0: none */
 	char request_id[33];
 	char error[40];        /* reason code, "" on success */
 	struct tdc_secret key; /* the secret on success (locked, wiped on free) */

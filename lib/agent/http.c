@@ -107,6 +107,7 @@ struct head {
 	int status;
 	bool has_length, has_type;
 	size_t length;
+	unsigned retry_after; /* seconds, 0: none */
 	char request_id[33];
 };
 
@@ -218,6 +219,17 @@ static int header_line(struct tdc_rd *line, struct head *h, struct tdc_error *e)
 			return TDC_FAIL_AT(e, TDC_E_FORMAT, at, "response is not JSON", "'%s'",
 					   value);
 		h->has_type = true;
+	} else if (!strcasecmp(name, "Retry-After")) {
+		/* delta-seconds only (the broker sends no dates); a hint, capped, never an
+		 * error: anything else is ignored and the agent's own backoff applies */
+		unsigned v = 0;
+		bool digits = vl > 0 && vl <= 4;
+		for (size_t i = 0; digits && i < vl; i++) {
+			digits = isdigit((unsigned char)value[i]);
+			v = v * 10 + (unsigned)(value[i] - '0');
+		}
+		if (digits)
+			h->retry_after = v < TDC_AGENT_MAX_RETRY_AFTER_S ? v : TDC_AGENT_MAX_RETRY_AFTER_S;
 	} else if (!strcasecmp(name, "X-Request-Id")) {
 		if (vl != 32)
 			return TDC_FAIL_AT(e, TDC_E_FORMAT, at, "bad X-Request-Id", "'%s'", value);
@@ -352,5 +364,6 @@ int tdc_agent_parse_response(const uint8_t *buf, size_t len, const char *secret_
 		tdc_agent_reply_free(r);
 		r->http_status = status;
 	}
+	r->retry_after_s = h.retry_after;
 	return rc;
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -79,6 +80,8 @@ int tdc_agent_fetch(const struct tdc_agent_config *c, const struct tdc_agent_clo
 		    struct tdc_agent_reply *reply)
 {
 	bool stopped[TDC_AGENT_MAX_BROKERS] = {false};
+	/* a broker that answered busy with Retry-After is not asked again before then */
+	int64_t not_before[TDC_AGENT_MAX_BROKERS] = {0};
 	bool denied = false, reason = false, bad = false;
 	char last[sizeof(reply->error)] = "";
 	int64_t deadline = clk->now_ms(clk->arg) + c->total_timeout_ms;
@@ -93,6 +96,10 @@ int tdc_agent_fetch(const struct tdc_agent_config *c, const struct tdc_agent_clo
 			int64_t now = clk->now_ms(clk->arg);
 			if (now >= deadline)
 				goto over;
+			if (not_before[i] > now) {
+				live++;
+				continue;
+			}
 			int64_t att = now + c->attempt_timeout_ms;
 			struct tdc_error e = {0};
 			char msg[320];
@@ -122,6 +129,9 @@ int tdc_agent_fetch(const struct tdc_agent_config *c, const struct tdc_agent_clo
 			} else {
 				reason |= reply->error[0] != '\0';
 				live++;
+				if (reply->retry_after_s)
+					not_before[i] = clk->now_ms(clk->arg) +
+							(int64_t)reply->retry_after_s * 1000;
 			}
 		}
 		if (live == 0)
@@ -129,6 +139,13 @@ int tdc_agent_fetch(const struct tdc_agent_config *c, const struct tdc_agent_clo
 		int64_t delay = tdc_backoff_delay(c->backoff_initial_ms, c->backoff_max_ms, round,
 						  clk->random(clk->arg));
 		int64_t now = clk->now_ms(clk->arg);
+		/* every broker still worth trying asked us to wait: until the first may be asked */
+		int64_t first = INT64_MAX;
+		for (size_t i = 0; i < n; i++)
+			if (!stopped[i] && not_before[i] < first)
+				first = not_before[i];
+		if (first != INT64_MAX && first - now > delay)
+			delay = first - now;
 		if (now + delay >= deadline)
 			goto over;
 		tdc_agent_say(ev, 1, "retrying in %lld ms", (long long)delay);

@@ -90,6 +90,8 @@ struct script {
 	int64_t cost;       /* fake ms each attempt takes */
 	int results[8][64]; /* per broker, per try; 0 entries = NO_NETWORK */
 	const char *reasons[8][64];
+	unsigned retry_after[8][64]; /* the Retry-After of each answer, seconds */
+	int64_t asked_at[8][64];
 	unsigned tries[8];
 	int64_t max_deadline_seen;
 	int64_t hard_deadline;
@@ -100,6 +102,8 @@ static int fake_attempt(void *arg, size_t b, int64_t deadline, struct tdc_agent_
 {
 	struct script *s = arg;
 	unsigned t = s->tries[b]++;
+	if (t < 64)
+		s->asked_at[b][t] = s->clk->now;
 	assert_true(deadline <= s->hard_deadline);
 	assert_true(deadline > s->clk->now);
 	int64_t spend = s->cost < deadline - s->clk->now ? s->cost : deadline - s->clk->now;
@@ -108,6 +112,7 @@ static int fake_attempt(void *arg, size_t b, int64_t deadline, struct tdc_agent_
 	const char *why = t < 64 ? s->reasons[b][t] : NULL;
 	if (why)
 		snprintf(reply->error, sizeof(reply->error), "%s", why);
+	reply->retry_after_s = t < 64 ? s->retry_after[b][t] : 0;
 	if (r == S_OK) {
 		assert_int_equal(tdc_secret_alloc(32, &reply->key, NULL), 0);
 		memset(reply->key.data, 0x5c, 32);
@@ -186,6 +191,60 @@ static void test_fetch_success_after_retries(void **state)
 	assert_int_equal(reply.key.len, 32);
 	assert_int_equal(reply.key.data[31], 0x5c);
 	assert_string_equal(reply.request_id, RID);
+	tdc_agent_reply_free(&reply);
+}
+
+/* busy with Retry-After: that broker is not asked again before then, the others are */
+static void test_fetch_busy_retry_after(void **state)
+{
+	struct fclock fc = {.now = 0, .seed = 4};
+	struct script s = {.clk = &fc, .cost = 100};
+	struct tdc_agent_config c;
+	struct tdc_agent_reply reply;
+	(void)state;
+	cfg(&c, 1, 120000);
+	s.results[0][0] = TDC_ATTEMPT_RETRY;
+	s.reasons[0][0] = "busy";
+	s.retry_after[0][0] = 20;
+	s.results[0][1] = S_OK;
+	assert_int_equal(run(&c, &s, &reply), TDC_AGENT_EXIT_OK);
+	assert_int_equal(s.tries[0], 2);
+	assert_true(s.asked_at[0][1] - s.asked_at[0][0] >= 20000);
+	assert_true(s.asked_at[0][1] - s.asked_at[0][0] <= 20000 + 8000);
+	tdc_agent_reply_free(&reply);
+
+	/* two brokers: the one that asked for 20 s waits, the other one serves */
+	memset(&s, 0, sizeof(s));
+	fc = (struct fclock){.now = 0, .seed = 5};
+	s.clk = &fc;
+	s.cost = 100;
+	cfg(&c, 2, 120000);
+	s.results[0][0] = TDC_ATTEMPT_RETRY;
+	s.reasons[0][0] = "busy";
+	s.retry_after[0][0] = 20;
+	s.results[1][0] = TDC_ATTEMPT_RETRY;
+	s.reasons[1][0] = "busy";
+	s.results[1][1] = TDC_ATTEMPT_RETRY;
+	s.reasons[1][1] = "busy";
+	s.results[1][2] = S_OK;
+	assert_int_equal(run(&c, &s, &reply), TDC_AGENT_EXIT_OK);
+	assert_int_equal(s.tries[0], 1);
+	assert_int_equal(s.tries[1], 3);
+	assert_true(fc.now < 20000);
+	tdc_agent_reply_free(&reply);
+
+	/* a hostile hint is capped: the agent never waits past TDC_AGENT_MAX_RETRY_AFTER_S */
+	memset(&s, 0, sizeof(s));
+	fc = (struct fclock){.now = 0, .seed = 6};
+	s.clk = &fc;
+	s.cost = 100;
+	cfg(&c, 1, 300000);
+	s.results[0][0] = TDC_ATTEMPT_RETRY;
+	s.reasons[0][0] = "busy";
+	s.retry_after[0][0] = TDC_AGENT_MAX_RETRY_AFTER_S;
+	s.results[0][1] = S_OK;
+	assert_int_equal(run(&c, &s, &reply), TDC_AGENT_EXIT_OK);
+	assert_true(s.asked_at[0][1] - s.asked_at[0][0] <= TDC_AGENT_MAX_RETRY_AFTER_S * 1000 + 8000);
 	tdc_agent_reply_free(&reply);
 }
 
@@ -280,6 +339,20 @@ static void test_http_ok(void **state)
 	assert_string_equal(r.error, "policy_denied");
 	assert_null(r.key.data);
 	assert_true(tdc_agent_reason_is_stop(r.error, r.http_status));
+	assert_int_equal(r.retry_after_s, 0);
+
+	/* busy with a Retry-After: the hint is kept, capped; a date or junk is no hint */
+	s = resp(503, "Retry-After: 5\r\n", "{\"request_id\":\"" RID "\",\"error\":\"busy\"}");
+	assert_int_equal(parse(s, &r, &e), 0);
+	assert_string_equal(r.error, "busy");
+	assert_int_equal(r.retry_after_s, 5);
+	s = resp(503, "Retry-After: 9999\r\n", "{\"request_id\":\"" RID "\",\"error\":\"busy\"}");
+	assert_int_equal(parse(s, &r, &e), 0);
+	assert_int_equal(r.retry_after_s, TDC_AGENT_MAX_RETRY_AFTER_S);
+	s = resp(503, "Retry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\n",
+		 "{\"request_id\":\"" RID "\",\"error\":\"busy\"}");
+	assert_int_equal(parse(s, &r, &e), 0);
+	assert_int_equal(r.retry_after_s, 0);
 }
 
 static void test_http_bad(void **state)
@@ -971,6 +1044,7 @@ int main(void)
 	    cmocka_unit_test(test_backoff_delay),
 	    cmocka_unit_test(test_fetch_deadline),
 	    cmocka_unit_test(test_fetch_success_after_retries),
+	    cmocka_unit_test(test_fetch_busy_retry_after),
 	    cmocka_unit_test(test_fetch_all_denied),
 	    cmocka_unit_test(test_fetch_bad_broker),
 	    cmocka_unit_test(test_fetch_retry_reason_until_deadline),
