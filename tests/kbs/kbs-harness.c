@@ -84,6 +84,10 @@ void broker_start(struct broker *b, bool sim, int64_t at, bool admin)
 		c.max_conns_per_source = kt_limits.per_source;
 	if (kt_limits.handshake_ms)
 		c.handshake_timeout_ms = kt_limits.handshake_ms;
+	if (kt_limits.workers)
+		c.workers = kt_limits.workers;
+	if (kt_limits.queue_max)
+		c.queue_max = kt_limits.queue_max;
 	tdc_error_clear(&e);
 	struct tdc_kbs_hooks h = { .log = log_sink };
 	int r = tdc_kbs_new(&c, &h, &b->k, &e);

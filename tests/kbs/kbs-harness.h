@@ -35,6 +35,7 @@ int kt_teardown(void **state);
 struct kt_limits {
 	unsigned max_conns, per_source;
 	uint32_t handshake_ms;
+	unsigned workers, queue_max;
 };
 extern struct kt_limits kt_limits;
 /* the metrics listener of the next broker_start (NULL: none) */

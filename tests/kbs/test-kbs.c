@@ -36,7 +36,9 @@
 #include <openssl/x509.h>
 
 #include "../ratls/foreign-certs.h"
+#include "../pg/test-db.h"
 #include "kbs-harness.h"
+#include "store/db.h"
 #include "tdcrypt/kbs.h"
 #include "tdcrypt/measure.h"
 #include "tdcrypt/ratls.h"
@@ -59,6 +61,149 @@ static void release_happy_path(void **state)
 	expect_released(&r);
 	assert_non_null(strstr(r.raw, "Cache-Control: no-store\r\n"));
 	assert_non_null(strstr(r.raw, "X-Request-Id: "));
+	agent_free(&a);
+	broker_stop(&b);
+}
+
+static size_t released_records(void)
+{
+	struct tdc_audit_list l;
+	size_t n = 0;
+	assert_int_equal(tdc_store_audit_list(store, NULL, &l, NULL), 0);
+	for (size_t i = 0; i < l.n; i++)
+		n += l.items[i].decision == TDC_AUDIT_RELEASED;
+	tdc_audit_list_free(&l);
+	return n;
+}
+
+static void pg_read_only(struct db *d, bool on)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET "
+		 "default_transaction_read_only = %s', current_database()); END $$",
+		 on ? "on" : "off");
+	assert_int_equal(db_exec(d, sql, "test", NULL), 0);
+	/* every session of the store ends; their next ones see the setting */
+	assert_int_equal(db_exec(d, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+				    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+				 "test", NULL),
+			 0);
+}
+
+/* PostgreSQL stops taking writes (a full disk, a demoted primary): no key leaves without
+ * its audit record, and the broker serves again once the database does. */
+static void read_only_store_refuses_release(void **state)
+{
+	(void)state;
+	if (!tdb_postgresql())
+		skip(); /* SQLite: the WAL watchdog and crash tests (store-integrity, kbs-crash) */
+	struct broker b;
+	struct agent a;
+	struct resp r;
+	struct db *d;
+	broker_start(&b, true, NOW, false);
+	agent_make(&a, NULL, false);
+	post(b.port, &a, "luks-root", &r);
+	expect_released(&r);
+	size_t before = released_records();
+	assert_int_equal(db_open(p_db, &d, NULL), 0);
+	pg_read_only(d, true);
+	post(b.port, &a, "luks-root", &r);
+	assert_int_equal(r.status, 500);
+	assert_string_equal(r.error, "internal");
+	assert_string_equal(r.key, "");
+	assert_int_equal(released_records(), before);
+	pg_read_only(d, false);
+	db_close(d);
+	post(b.port, &a, "luks-root", &r);
+	expect_released(&r);
+	assert_int_equal(released_records(), before + 1);
+	agent_free(&a);
+	broker_stop(&b);
+}
+
+/* Waits (bounded) until the broker's metrics show queue depth q: progress is observed,
+ * never assumed after a sleep. */
+static void wait_for_queue(unsigned q)
+{
+	char out[8192], want[32];
+	snprintf(want, sizeof(want), "\"queue\":%u,", q);
+	for (int i = 0; i < 400; i++) {
+		int fd = admin_connect();
+		admin_call(fd, "{\"op\":\"metrics\"}", out, sizeof(out));
+		close(fd);
+		if (strstr(out, want))
+			return;
+		usleep(50 * 1000);
+	}
+	fail_msg("the queue never reached %u: %s", q, out);
+}
+
+/* Waits (bounded) until a session of the store waits for the test's table lock. */
+static void wait_for_lock_waiter(struct db *d)
+{
+	for (int i = 0; i < 400; i++) {
+		struct db_q q;
+		db_q_init(&q, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+			      "AND datname = current_database()");
+		assert_int_equal(db_step(d, &q, "test", NULL), 1);
+		int64_t n = db_col_i64(&q, 0);
+		db_q_free(&q);
+		if (n > 0)
+			return;
+		usleep(50 * 1000);
+	}
+	fail_msg("the worker never reached the store");
+}
+
+/* The work queue full (a slow store holds the only worker): the next request is answered
+ * busy with Retry-After at once, not left to time out; then all are served. */
+static void queue_full_answers_busy(void **state)
+{
+	(void)state;
+	if (!tdb_postgresql())
+		skip(); /* a table lock is how this test slows the store down */
+	struct broker b;
+	struct agent a;
+	struct resp r;
+	struct tls t1, t2;
+	struct db *d;
+	kt_limits = (struct kt_limits){ .workers = 1, .queue_max = 1 };
+	broker_start(&b, true, NOW, true);
+	kt_limits = (struct kt_limits){ 0 };
+	agent_make(&a, NULL, false);
+	assert_int_equal(db_open(p_db, &d, NULL), 0);
+	assert_int_equal(db_begin(d, NULL), 0);
+	assert_int_equal(db_exec(d, "LOCK TABLE secrets IN ACCESS EXCLUSIVE MODE", "test", NULL), 0);
+	const char req[] = "POST /v1/keys/luks-root HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n"
+			   "Connection: close\r\n\r\n";
+	/* one request on the worker (waiting for the lock), one in the queue */
+	assert_int_equal(tls_open(&t1, b.port, &a), 1);
+	assert_int_equal(SSL_write(t1.ssl, req, (int)sizeof(req) - 1), (int)sizeof(req) - 1);
+	struct db *w;
+	assert_int_equal(db_open(p_db, &w, NULL), 0);
+	wait_for_lock_waiter(w); /* the worker took it and waits on the store */
+	db_close(w);
+	assert_int_equal(tls_open(&t2, b.port, &a), 1);
+	assert_int_equal(SSL_write(t2.ssl, req, (int)sizeof(req) - 1), (int)sizeof(req) - 1);
+	wait_for_queue(1);
+	/* the third finds the queue full */
+	post(b.port, &a, "luks-root", &r);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.error, "busy");
+	assert_non_null(strstr(r.raw, "Retry-After: "));
+	assert_int_equal(db_commit(d, NULL), 0);
+	db_close(d);
+	struct resp r1, r2;
+	tls_read_response(&t1, r1.raw, sizeof(r1.raw));
+	parse_resp(&r1);
+	tls_read_response(&t2, r2.raw, sizeof(r2.raw));
+	parse_resp(&r2);
+	expect_released(&r1);
+	expect_released(&r2);
+	tls_close(&t1);
+	tls_close(&t2);
 	agent_free(&a);
 	broker_stop(&b);
 }
@@ -688,6 +833,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(release_happy_path),
+		cmocka_unit_test(read_only_store_refuses_release),
+		cmocka_unit_test(queue_full_answers_busy),
 		cmocka_unit_test(two_requests_one_connection),
 		cmocka_unit_test(quote_bound_to_other_key),
 		cmocka_unit_test(bad_self_signature_needs_binding),
