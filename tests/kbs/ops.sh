@@ -170,6 +170,12 @@ cp "$D/b.key" "$D/broker.key"
 "$PROBE" --sim "$D/sim" --port "$PORT" --secret luks-root --split-wait "$D/go2" > "$D/r7" &
 BG=$!
 wait_line "$D/r7" '^held$' || fail "no request in flight: $(cat "$D/r7")"
+# the broker has read what the probe sent (nothing left in its sockets' receive queues)
+for _ in $(seq 100); do
+	q=$(ss -Htn state established "( sport = :$PORT )" | awk '{s += $1} END {print s + 0}')
+	[ "$q" = 0 ] && break
+	sleep 0.05
+done
 kill -USR2 "$PID"
 wait_line "$D/log" '"event":"draining"' || fail "no draining line"
 grep '"event":"draining"' "$D/log" | grep -q '"in_flight":1' || fail "in flight: $(grep draining "$D/log")"
