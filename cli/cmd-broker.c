@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "tdcrypt/kbs.h"
 
 /* name value, one a line; nested groups as group.name (by reason, by class, timings) */
 static void print_counters(const char *prefix, json_object *o)
@@ -25,6 +26,10 @@ static void print_counters(const char *prefix, json_object *o)
 
 int cmd_broker_metrics(int argc, char **argv)
 {
+	static const char usage[] =
+		"usage: tdcrypt broker metrics [--json] [--socket PATH]\n"
+		"  the running broker's counters over its admin socket (default $TDCRYPT_KBS_SOCKET,\n"
+		"  else " TDC_KBS_DEFAULT_ADMIN_SOCKET ")\n";
 	const char *sock = NULL;
 	bool json = false;
 	for (int i = 1; i < argc; i++) {
@@ -32,8 +37,11 @@ int cmd_broker_metrics(int argc, char **argv)
 			sock = argv[++i];
 		} else if (!strcmp(argv[i], "--json")) {
 			json = true;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return TDC_EXIT_OK;
 		} else {
-			fputs("usage: tdcrypt broker metrics [--json] [--socket PATH]\n", stderr);
+			fputs(usage, stderr);
 			return TDC_EXIT_BAD_INPUT;
 		}
 	}

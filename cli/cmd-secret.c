@@ -302,7 +302,10 @@ static int parse_simple(int argc, char **argv, struct simple_args *a, bool need_
 			a->json = true;
 		else if ((!strcmp(argv[i], "--secret")) && i + 1 < argc)
 			a->id = argv[++i];
-		else if (argv[i][0] != '-' && !a->id)
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			exit(TDC_EXIT_OK);
+		} else if (argv[i][0] != '-' && !a->id)
 			a->id = argv[i];
 		else {
 			fputs(usage, stderr);

@@ -30,6 +30,15 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+static const char sim_init_usage[] =
+	"usage: tdcrypt sim init DIR [--days N] [--firmware FILE] [--now EPOCH]\n"
+	"  a simulator directory: test PKI, collateral valid N days (default 30), the\n"
+	"  simulated root CA, and the TD's MRTD of FILE (default " TDC_LAUNCH_OVMF ")\n";
+static const char sim_quote_usage[] =
+	"usage: tdcrypt sim quote --dir DIR --report-data HEX(128) --tpm-log FILE -o OUT|-\n"
+	"                         [--event-log-out FILE] [--now EPOCH]\n"
+	"  the quote (and CC event log) the agent's sim provider makes from a vTPM log\n";
+
 int cmd_sim_init(int argc, char **argv)
 {
 	const char *dir = NULL, *fw_path = TDC_LAUNCH_OVMF;
@@ -48,6 +57,9 @@ int cmd_sim_init(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--now") && i + 1 < argc) {
 			if (parse_i64(argv[++i], 0, INT64_MAX / 2, &now) < 0)
 				goto usage;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(sim_init_usage, stdout);
+			return TDC_EXIT_OK;
 		} else if (argv[i][0] != '-' && !dir) {
 			dir = argv[i];
 		} else {
@@ -80,7 +92,7 @@ int cmd_sim_init(int argc, char **argv)
 	       dir, (long long)days, fw_path);
 	return TDC_EXIT_OK;
 usage:
-	fprintf(stderr, "usage: tdcrypt sim init DIR [--days N] [--firmware FILE] [--now EPOCH]\n");
+	fputs(sim_init_usage, stderr);
 	return TDC_EXIT_BAD_INPUT;
 }
 
@@ -127,6 +139,9 @@ int cmd_sim_quote(int argc, char **argv)
 		else if (!strcmp(argv[i], "--now") && i + 1 < argc) {
 			if (parse_i64(argv[++i], 0, INT64_MAX / 2, &now) < 0)
 				goto usage;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(sim_quote_usage, stdout);
+			return TDC_EXIT_OK;
 		} else
 			goto usage;
 	}
@@ -143,8 +158,6 @@ int cmd_sim_quote(int argc, char **argv)
 	tdc_agent_evidence_free(&ev);
 	return TDC_EXIT_OK;
 usage:
-	fprintf(stderr,
-		"usage: tdcrypt sim quote --dir DIR --report-data HEX(128) --tpm-log FILE -o OUT|- "
-		"[--event-log-out FILE] [--now EPOCH]\n");
+	fputs(sim_quote_usage, stderr);
 	return TDC_EXIT_BAD_INPUT;
 }

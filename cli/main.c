@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,26 +56,65 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tdcrypt COMMAND ...\n\ncommands:\n");
+	fprintf(f, "usage: tdcrypt COMMAND ...    (tdcrypt COMMAND --help: its options)\n"
+		   "       tdcrypt --version\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  tdcrypt %s\n", commands[i].help);
 	fprintf(f, "\nexit codes: 0 ok/UpToDate, 1 verified but not UpToDate, 2 rejected, "
 		   "3 bad input or usage, 4 internal error\n");
 }
 
+/* `tdcrypt GROUP` without its verb: the group's commands. */
+static void group_usage(FILE *f, const char *group)
+{
+	fprintf(f, "usage: tdcrypt %s VERB ...    (tdcrypt %s VERB --help: its options)\n\n",
+		group, group);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].group, group))
+			fprintf(f, "  tdcrypt %s\n", commands[i].help);
+}
+
+static bool is_help(const char *s)
+{
+	return !strcmp(s, "-h") || !strcmp(s, "--help");
+}
+
+/* --version as the only argument, of tdcrypt or of any of its commands */
+static int version(void)
+{
+	printf("tdcrypt %s\n", TDC_VERSION_STRING);
+	return TDC_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+	if (argc < 2 || is_help(argv[1])) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? TDC_EXIT_BAD_INPUT : TDC_EXIT_OK;
 	}
+	if (argc == 2 && !strcmp(argv[1], "--version"))
+		return version();
+	bool group = false;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].group) != 0)
 			continue;
-		if (!commands[i].verb) /* one-word command */
+		if (!commands[i].verb) { /* one-word command */
+			if (argc == 3 && !strcmp(argv[2], "--version"))
+				return version();
 			return commands[i].run(argc - 1, argv + 1);
-		if (argc >= 3 && !strcmp(argv[2], commands[i].verb))
+		}
+		group = true;
+		if (argc >= 3 && !strcmp(argv[2], commands[i].verb)) {
+			if (argc == 4 && !strcmp(argv[3], "--version"))
+				return version();
 			return commands[i].run(argc - 2, argv + 2);
+		}
+	}
+	if (group && argc == 3 && !strcmp(argv[2], "--version"))
+		return version();
+	if (group && (argc == 2 || is_help(argv[2]))) {
+		group_usage(argc == 2 ? stderr : stdout, argv[1]);
+		return argc == 2 ? TDC_EXIT_BAD_INPUT : TDC_EXIT_OK;
 	}
 	fprintf(stderr, "tdcrypt: unknown command '%s%s%s'\n\n", argv[1], argc >= 3 ? " " : "",
 		argc >= 3 ? argv[2] : "");

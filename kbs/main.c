@@ -10,6 +10,7 @@
  *   tdcrypt-kbs check [--full] [...]             check the store (structure, key, secrets)
  *   tdcrypt-kbs backup --out FILE [...]          online backup of the store
  *   tdcrypt-kbs restore --from FILE [...]        replace the store by a backup (broker stopped)
+ *   tdcrypt-kbs [SUBCOMMAND] --help | --version
  */
 #include <pthread.h>
 #include <signal.h>
@@ -158,6 +159,10 @@ int main(int argc, char **argv)
 		full = take_flag(&argc, argv, "--full", false) != NULL;
 		out = take_flag(&argc, argv, "--out", true);
 		from = take_flag(&argc, argv, "--from", true);
+	}
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("tdcrypt-kbs %s\n", TDC_VERSION_STRING);
+		return 0;
 	}
 	tdc_kbs_config_init(&cfg);
 	if (tdc_kbs_config_args(argc, argv, &cfg, &help, &e) < 0) {

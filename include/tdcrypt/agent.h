@@ -25,7 +25,7 @@
 #include "tdcrypt/store.h"
 #include "util/rd.h"
 
-#define TDC_AGENT_VERSION "0.1.0"
+#define TDC_AGENT_VERSION TDC_VERSION_STRING /* the meson project version */
 #define TDC_AGENT_MAX_BROKERS 8
 #define TDC_AGENT_MAX_PINS 8
 #define TDC_AGENT_HOST_MAX 255

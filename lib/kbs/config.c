@@ -18,6 +18,7 @@ const char tdc_kbs_usage[] =
 	"       tdcrypt-kbs backup --out FILE [--config FILE | --db PATH]   (online)\n"
 	"       tdcrypt-kbs restore --from FILE [--config FILE | --db PATH --master-key PATH]\n"
 	"                         (the broker stopped; the backup is checked first)\n"
+	"       tdcrypt-kbs [init|check|backup|restore] --help | --version\n"
 	"  --config FILE          JSON config; the options below override it\n"
 	"  --listen ADDR:PORT     default 127.0.0.1:50051 ([::1]:PORT for IPv6)\n"
 	"  --metrics-listen ADDR:PORT  plain-HTTP /metrics (Prometheus) and /healthz, off by\n"
