@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -446,11 +447,25 @@ static void print_text(const struct args *a, const struct tdc_image_build_result
 	       (unsigned long long)(r->out_allocated >> 20));
 }
 
+/* Only the tdcrypt of a build tree takes the agent and guest files from that tree: an
+ * installed one (a package) must never look in the directory it was built in, which on the
+ * machine it runs on may be anyone's. */
+static bool running_from_build(void)
+{
+	char self[PATH_MAX], built[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0 || !realpath(TDC_CLI_BUILT, built))
+		return false;
+	self[n] = '\0';
+	return strcmp(self, built) == 0;
+}
+
 static const char *default_path(const char *opt, const char *built, const char *installed)
 {
 	if (opt)
 		return opt;
-	return access(built, R_OK) == 0 ? built : installed;
+	return running_from_build() && access(built, R_OK) == 0 ? built : installed;
 }
 
 int cmd_image_encrypt(int argc, char **argv)

@@ -9,6 +9,8 @@
 #      refused by the broker naming the event; a tampered LUKS header refused by the agent;
 #      a direct kernel boot under its own predicted policy. The guest image is cached in
 #      /var/cache/tdcrypt (TDCRYPT_CACHE).
+#   5. the Debian packages of HEAD (tests/pkg/build-debs.sh, meson suite 'pkg'): built from a
+#      clean checkout, lintian, contents against meson install, installed and run.
 # Ends with one line "N passed, N failed". Exit status 0 only if nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -23,8 +25,8 @@ passed=0
 failed=0
 failures=()
 
-count_meson() { # builddir label
-	local log="$1/meson-logs/testlog.json" p f
+count_meson() { # builddir label [log name, default testlog.json]
+	local log="$1/meson-logs/${3:-testlog.json}" p f
 	[ -f "$log" ] || return
 	read -r p f < <(python3 "$ROOT/scripts/count-tests.py" "$log" 2>"$OUT/$2-failed.txt")
 	passed=$((passed + p))
@@ -91,6 +93,17 @@ else
 	fi
 	passed=$((passed + p)); failed=$((failed + f))
 	while read -r l; do failures+=("e2e: ${l#FAIL }"); done < <(grep '^FAIL ' "$OUT/e2e.log")
+fi
+
+# the Debian packages, once (built from a clean checkout of HEAD, not from this build); last,
+# so that the test guest the e2e stage caches is there to install into
+echo "== pkg (Debian packages of HEAD: dpkg-buildpackage, lintian, install)"
+if [ -f "$OUT/plain/build.ninja" ]; then
+	meson test -C "$OUT/plain" --setup pkg --suite pkg --print-errorlogs >"$OUT/pkg-test.log" 2>&1
+	grep -E '^(Ok|Fail|Skipped|Timeout):|^(FAIL|SKIP): |^== ' "$OUT/pkg-test.log" | sed 's/^/   /'
+	count_meson "$OUT/plain" pkg testlog-pkg.json
+else
+	failed=$((failed + 1)); failures+=("pkg: no build")
 fi
 
 for f in "${failures[@]}"; do echo "FAILED: $f"; done

@@ -1,10 +1,19 @@
 #!/bin/bash
 # tdcrypt dracut module: tdcrypt-agent unlocks the LUKS2 root with the key from the broker.
-# Installed by `tdcrypt image encrypt` into /usr/lib/dracut/modules.d/90tdcrypt and enabled by
+# Installed into /usr/lib/dracut/modules.d/90tdcrypt by `tdcrypt image encrypt` (the agent in
+# /usr/local/sbin) or by the tdcrypt-agent package (the agent in /usr/sbin), and enabled by
 # /etc/dracut.conf.d/90-tdcrypt.conf (add_dracutmodules+=" tdcrypt ").
 
+agent() {
+	if [ -x /usr/local/sbin/tdcrypt-agent ]; then
+		echo /usr/local/sbin/tdcrypt-agent
+	else
+		echo /usr/sbin/tdcrypt-agent
+	fi
+}
+
 check() {
-	require_binaries /usr/local/sbin/tdcrypt-agent || return 1
+	require_binaries "$(agent)" || return 1
 	[ -r /etc/tdcrypt/agent.json ] || return 1
 	return 255 # only when asked for
 }
@@ -22,7 +31,7 @@ installkernel() {
 
 # shellcheck disable=SC2154 # initdir, moddir: set by dracut
 install() {
-	inst_binary /usr/local/sbin/tdcrypt-agent /usr/sbin/tdcrypt-agent
+	inst_binary "$(agent)" /usr/sbin/tdcrypt-agent
 	inst_simple /etc/tdcrypt/agent.json
 	if [ -d /etc/tdcrypt/sim ]; then
 		# test images only: the simulator's directory
