@@ -152,7 +152,7 @@ sed -e 's#"pccs_url": "[^"]*"#"collateral_dir": "/etc/tdcrypt/sim/collateral", "
 	-e 's#"listen": "[^"]*"#"listen": "127.0.0.1:0"#' -e '/metrics_listen/d' \
 	"$R/usr/share/doc/tdcrypt/examples/kbs.json" >"$R/etc/tdcrypt/kbs.json"
 chmod 0600 "$R/etc/tdcrypt/kbs.json"
-mkdir -m 0700 -p "$R/run/tdcrypt"
+mkdir -p "$R/run/tdcrypt" && chmod 0700 "$R/run/tdcrypt"
 chroot "$R" /usr/sbin/tdcrypt-kbs --config /etc/tdcrypt/kbs.json 2>"$W/kbs.log" &
 KBS_PID=$!
 for _ in $(seq 100); do
