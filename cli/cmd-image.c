@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -58,14 +59,33 @@ struct args {
 	bool json, no_guest;
 };
 
+#define MAX_STAGES 32
+#define BAR_WIDTH 24
+#define REDRAW_S 0.1
+
 struct run {
 	const struct args *a;
 	struct tdc_secret key;
 	int key_fd;
-	bool tty;
+	bool bar;          /* stderr is a terminal and no --json: one redrawn progress line */
 	double t0;
 	char stage[64];
+	double stage_t0, last_draw;
+	size_t n_stages;
+	struct {
+		char name[64];
+		double s;
+	} stages[MAX_STAGES];
 };
+
+/* SIGINT/SIGTERM/SIGHUP: the next progress call asks the library to stop; it removes its work
+ * directory and unmounts what it mounted, so an interrupted build leaves nothing behind. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
 
 static double mono(void)
 {
@@ -249,22 +269,67 @@ static int emit_policy(const struct args *a)
 	return rc;
 }
 
-static void progress(void *arg, const char *stage, uint64_t done, uint64_t total)
+/* Closes the running stage: its time goes into the --json summary. */
+static void stage_end(struct run *r, double now)
 {
-	struct run *r = arg;
-	double t = mono() - r->t0;
+	if (!r->stage[0])
+		return;
+	if (r->n_stages < MAX_STAGES) {
+		snprintf(r->stages[r->n_stages].name, sizeof(r->stages[0].name), "%s", r->stage);
+		r->stages[r->n_stages++].s = now - r->stage_t0;
+	}
+	if (r->bar)
+		fputc('\n', stderr);
+	r->stage[0] = '\0';
+}
 
-	if (total == 0) {
-		if (r->tty && r->stage[0])
-			fputc('\n', stderr);
-		snprintf(r->stage, sizeof(r->stage), "%s", stage);
-		fprintf(stderr, "tdcrypt: [%6.1fs] %s%s", t, stage, r->tty ? "" : "\n");
+static void draw_bar(struct run *r, double now, uint64_t done, uint64_t total)
+{
+	double el = now - r->stage_t0;
+
+	if (total == 0) { /* no byte count (the guest's initramfs generator): time only */
+		fprintf(stderr, "\r\033[Ktdcrypt: [%6.1fs] %s: %d:%02d", now - r->t0, r->stage,
+			(int)el / 60, (int)el % 60);
 		return;
 	}
-	if (r->tty)
-		fprintf(stderr, "\rtdcrypt: [%6.1fs] %s %3u%% (%llu/%llu MiB)", t, stage,
-			(unsigned)(done * 100 / total), (unsigned long long)(done >> 20),
-			(unsigned long long)(total >> 20));
+	char bar[BAR_WIDTH + 1];
+	unsigned fill = (unsigned)(done * BAR_WIDTH / total);
+	double rate = el > 0 ? (double)done / el : 0;
+
+	for (unsigned i = 0; i < BAR_WIDTH; i++)
+		bar[i] = i < fill ? '#' : '-';
+	bar[BAR_WIDTH] = '\0';
+	fprintf(stderr, "\r\033[Ktdcrypt: [%6.1fs] %s [%s] %3u%% %llu/%llu MiB %.0f MiB/s",
+		now - r->t0, r->stage, bar, (unsigned)(done * 100 / total),
+		(unsigned long long)(done >> 20), (unsigned long long)(total >> 20),
+		rate / (1024 * 1024));
+	if (rate > 0 && done < total) {
+		double eta = (double)(total - done) / rate;
+
+		fprintf(stderr, " ETA %d:%02d", (int)eta / 60, (int)eta % 60);
+	}
+}
+
+static int progress(void *arg, const char *stage, uint64_t done, uint64_t total)
+{
+	struct run *r = arg;
+	double now = mono();
+
+	if (interrupted)
+		return 1;
+	if (strcmp(stage, r->stage) != 0) {
+		stage_end(r, now);
+		snprintf(r->stage, sizeof(r->stage), "%s", stage);
+		r->stage_t0 = now;
+		r->last_draw = now;
+		fprintf(stderr, "tdcrypt: [%6.1fs] %s%s", now - r->t0, stage, r->bar ? "" : "\n");
+		return 0;
+	}
+	if (r->bar && (now - r->last_draw >= REDRAW_S || (total && done == total))) {
+		r->last_draw = now;
+		draw_bar(r, now, done, total);
+	}
+	return 0;
 }
 
 /* One admin request: {"op":"secret.add","id":..,"key_b64":..}\n, reply {"ok":true}. The
@@ -374,7 +439,8 @@ static json_object *jpart(const struct tdc_image_part *p)
 	return o;
 }
 
-static void print_json(const struct args *a, const struct tdc_image_build_result *r)
+static void print_json(const struct args *a, const struct run *run,
+		       const struct tdc_image_build_result *r)
 {
 	json_object *o = json_object_new_object(), *t = json_object_new_object();
 	json_object *l = json_object_new_object(), *in = json_object_new_object();
@@ -422,6 +488,16 @@ static void print_json(const struct args *a, const struct tdc_image_build_result
 	json_object_object_add(t, "output", json_object_new_double(r->t_output));
 	json_object_object_add(t, "total", json_object_new_double(r->t_total));
 	json_object_object_add(o, "seconds", t);
+	json_object *st = json_object_new_array();
+
+	for (size_t i = 0; i < run->n_stages; i++) {
+		json_object *x = json_object_new_object();
+
+		json_object_object_add(x, "stage", json_object_new_string(run->stages[i].name));
+		json_object_object_add(x, "seconds", json_object_new_double(run->stages[i].s));
+		json_object_array_add(st, x);
+	}
+	json_object_object_add(o, "stages", st);
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -481,8 +557,14 @@ int cmd_image_encrypt(int argc, char **argv)
 		return TDC_EXIT_BAD_INPUT;
 	}
 	r.a = &a;
-	r.tty = isatty(STDERR_FILENO);
+	r.bar = isatty(STDERR_FILENO) && !a.json;
 	r.t0 = mono();
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	if (tdc_secret_alloc(KEY_BYTES, &r.key, &e) < 0 ||
 	    RAND_priv_bytes(r.key.data, (int)r.key.len) != 1) {
 		cli_print_error("image encrypt: disk key", &e);
@@ -525,20 +607,24 @@ int cmd_image_encrypt(int argc, char **argv)
 		.commit_arg = &r,
 	};
 	rc = tdc_image_build(&o, &res, &e);
-	if (r.tty && r.stage[0])
-		fputc('\n', stderr);
+	stage_end(&r, mono());
 	if (r.key_fd >= 0) {
 		close(r.key_fd);
 		if (rc < 0)
 			unlink(a.key_out);
 	}
 	tdc_secret_free(&r.key);
+	if (rc < 0 && interrupted) {
+		fprintf(stderr, "tdcrypt: image encrypt: interrupted (signal %d); %s was not "
+				"written and no work files are left\n", (int)interrupted, a.out);
+		return 128 + (int)interrupted;
+	}
 	if (rc < 0) {
 		cli_print_error("image encrypt", &e);
 		return cli_exit_for(e.code);
 	}
 	if (a.json)
-		print_json(&a, &res);
+		print_json(&a, &r, &res);
 	else
 		print_text(&a, &res);
 	if (a.emit_policy) {

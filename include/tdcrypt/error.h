@@ -53,7 +53,9 @@ enum tdc_err {
 	TDC_E_STALE = -20,
 	/* a named object (secret, policy) does not exist */
 	TDC_E_NOT_FOUND = -21,
-	TDC_E__COUNT = 22,
+	/* the caller asked to stop (a progress callback returned nonzero: Ctrl-C) */
+	TDC_E_CANCELLED = -22,
+	TDC_E__COUNT = 23,
 };
 
 #define TDC_NO_OFFSET SIZE_MAX

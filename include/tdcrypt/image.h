@@ -46,8 +46,14 @@ struct tdc_image_build_opts {
 	 * config, no initramfs; /boot is copied with debugfs rdump (ownership of the caller).
 	 */
 	bool no_guest;
-	/* stage starts with total 0; byte progress of the long stages */
-	void (*progress)(void *arg, const char *stage, uint64_t done, uint64_t total);
+	/*
+	 * Called at each stage start (done = total = 0), with byte progress during the long
+	 * stages (convert, encrypt, qcow2: done <= total, total > 0), and as a heartbeat about
+	 * every 200 ms while an external step runs (the guest's initramfs generator: 0, 0 again,
+	 * same stage). A nonzero return stops the build: TDC_E_CANCELLED, no OUT, no temp dir,
+	 * nothing left mounted. Stage names are fixed strings; a new stage is a new name.
+	 */
+	int (*progress)(void *arg, const char *stage, uint64_t done, uint64_t total);
 	void *progress_arg;
 	/* Called when everything is built, before OUT appears; a negative return aborts the build
 	 * (e.g. the key could not be registered) and leaves no OUT. */

@@ -43,6 +43,11 @@ struct build {
 	struct tdc_image_luks lk;
 	uint8_t root_new_uuid[16];
 	char boot_uuid[37], root_uuid[37];
+	const char *stage;          /* the current stage (progress heartbeats name it) */
+	/* byte progress of an external tool's output file (convert, qcow2): watch_file's
+	 * allocated bytes against watch_total */
+	const char *watch_file;
+	uint64_t watch_total;
 };
 
 /* guest.c: mount the root (and b->boot_part on its /boot), install agent/config/integration,
@@ -51,7 +56,10 @@ struct build {
 int tdc_build_guest(struct build *b, struct tdc_error *e) TDC_MUST_USE;
 /* Unmounts everything b mounted, in reverse order (lazily as a last resort). */
 void tdc_build_unmount_all(struct build *b);
-/* Stage notification. */
-void tdc_build_stage(struct build *b, const char *stage);
+/* Stage start; TDC_E_CANCELLED if the caller's progress callback asks to stop. */
+int tdc_build_stage(struct build *b, const char *stage, struct tdc_error *e) TDC_MUST_USE;
+/* tdc_run_watch tick: a heartbeat of the current stage (with watch_file's progress if set);
+ * nonzero when the caller asks to stop. */
+int tdc_build_tick(void *b);
 /* mke2fs -d SRC_DIR into b->boot_img (label boot, fs UUID = the input root's). */
 int tdc_build_boot_fs(struct build *b, const char *src_dir, struct tdc_error *e) TDC_MUST_USE;

@@ -42,19 +42,39 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void tdc_build_stage(struct build *b, const char *stage)
+int tdc_build_stage(struct build *b, const char *stage, struct tdc_error *e)
 {
-	if (b->o->progress)
-		b->o->progress(b->o->progress_arg, stage, 0, 0);
+	b->stage = stage;
+	b->watch_file = NULL;
+	if (b->o->progress && b->o->progress(b->o->progress_arg, stage, 0, 0) != 0)
+		return TDC_FAIL(e, TDC_E_CANCELLED, "interrupted");
+	return 0;
 }
 
-static void fill_progress(uint64_t done, uint64_t total, void *arg)
+int tdc_build_tick(void *arg)
+{
+	struct build *b = arg;
+	uint64_t done = 0;
+	struct stat st;
+
+	if (!b->o->progress)
+		return 0;
+	if (b->watch_file && b->watch_total && stat(b->watch_file, &st) == 0) {
+		done = (uint64_t)st.st_blocks * 512u;
+		if (done > b->watch_total)
+			done = b->watch_total;
+	}
+	return b->o->progress(b->o->progress_arg, b->stage ? b->stage : "", done,
+			      b->watch_file ? b->watch_total : 0);
+}
+
+static int fill_progress(uint64_t done, uint64_t total, void *arg)
 {
 	struct build *b = arg;
 
-	if (b->o->progress)
-		b->o->progress(b->o->progress_arg, "encrypt", done, total);
+	return b->o->progress ? b->o->progress(b->o->progress_arg, "encrypt", done, total) : 0;
 }
+
 
 /* dst = a + b; the work dir's length is checked up front, so this cannot truncate. */
 static void join(char *dst, size_t cap, const char *a, const char *b)
@@ -559,7 +579,8 @@ static int assemble(struct build *b, struct tdc_error *e)
 	close(fd);
 	fd = -1;
 
-	tdc_build_stage(b, "encrypt");
+	if ((r = tdc_build_stage(b, "encrypt", e)) < 0)
+		goto out;
 	struct tdc_image_fill_opts f = {
 		.header = b->luks,
 		.secret = b->o->secret,
@@ -686,8 +707,7 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 	join(b->disk, sizeof(b->disk), b->work, "/out.raw");
 
 	/* 1. probe + private raw copy */
-	tdc_build_stage(b, "convert");
-	if ((r = probe(b, e)) < 0)
+	if ((r = tdc_build_stage(b, "convert", e)) < 0 || (r = probe(b, e)) < 0)
 		goto out;
 	if (!strcmp(res->in_format, "raw") && (r = read_gpt(b, o->in, e)) < 0)
 		goto out; /* fail fast on a non-disk before copying it */
@@ -700,14 +720,22 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 		const char *conv[] = { "qemu-img", "convert", "-f", res->in_format, "-O", "raw",
 				       o->in, b->raw, NULL };
 
-		if ((r = tdc_run("converting the input to raw", conv, NULL, NULL, e)) < 0)
+		struct stat st;
+
+		b->watch_file = b->raw; /* its allocation grows towards the input's */
+		b->watch_total = stat(o->in, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
+		r = tdc_run_watch("converting the input to raw", conv, NULL, NULL, tdc_build_tick, b,
+				  e);
+		b->watch_file = NULL;
+		if (r < 0)
 			goto out;
 	}
 	res->t_convert = now_s() - t;
 
 	/* 2. GPT, root, distro */
 	t = now_s();
-	tdc_build_stage(b, "inspect");
+	if ((r = tdc_build_stage(b, "inspect", e)) < 0)
+		goto out;
 	if ((!b->direct && (r = read_gpt(b, b->raw, e)) < 0) || (r = find_parts(b, e)) < 0)
 		goto out;
 	if (!b->boot_part) /* the new /boot takes over the root's old fs UUID */
@@ -729,8 +757,9 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 	/* 4. guest changes + /boot */
 	t = now_s();
 	if (o->no_guest) {
-		tdc_build_stage(b, "boot partition");
-		r = b->boot_part ? 0 : boot_from_debugfs(b, e);
+		r = tdc_build_stage(b, "boot partition", e);
+		if (r == 0 && !b->boot_part)
+			r = boot_from_debugfs(b, e);
 	} else {
 		r = tdc_build_guest(b, e);
 	}
@@ -740,8 +769,7 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 
 	/* 5. output disk */
 	t = now_s();
-	tdc_build_stage(b, "assemble");
-	if ((r = assemble(b, e)) < 0)
+	if ((r = tdc_build_stage(b, "assemble", e)) < 0 || (r = assemble(b, e)) < 0)
 		goto out;
 	if (!b->direct)
 		unlink(b->raw); /* the plaintext copy: not needed any more */
@@ -751,11 +779,19 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 	snprintf(res->out_format, sizeof(res->out_format), "%s",
 		 o->out_format ? o->out_format : res->in_format);
 	if (!strcmp(res->out_format, "qcow2")) {
-		tdc_build_stage(b, "qcow2");
+		struct stat st;
+
+		if ((r = tdc_build_stage(b, "qcow2", e)) < 0)
+			goto out;
 		join(final, sizeof(final), b->work, "/out.qcow2");
 		const char *argv[] = { "qemu-img", "convert", "-f", "raw", "-O", "qcow2", b->disk,
 				       final, NULL };
-		if ((r = tdc_run("converting the output to qcow2", argv, NULL, NULL, e)) < 0)
+		b->watch_file = final;
+		b->watch_total = stat(b->disk, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
+		r = tdc_run_watch("converting the output to qcow2", argv, NULL, NULL, tdc_build_tick,
+				  b, e);
+		b->watch_file = NULL;
+		if (r < 0)
 			goto out;
 		unlink(b->disk);
 	} else {

@@ -219,8 +219,8 @@ static int encrypt_blocks(const struct tdc_image_fill_opts *o, ext2_filsys fs, i
 		wb_note(&w, at, n * TDC_XTS_SECTOR, 0);
 		*used += n;
 		b = start + n;
-		if (o->progress)
-			o->progress(*used * TDC_XTS_SECTOR, total, o->progress_arg);
+		if (o->progress && o->progress(*used * TDC_XTS_SECTOR, total, o->progress_arg) != 0)
+			return TDC_FAIL(e, TDC_E_CANCELLED, "interrupted");
 	}
 	if (w.end > w.start || w.prev_end > w.prev_start)
 		wb_note(&w, w.end, 0, 1);

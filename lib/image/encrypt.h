@@ -33,8 +33,8 @@ struct tdc_image_encrypt_opts {
 	const uint8_t *secret;       /* keyslot 0 secret (the broker's disk key) */
 	size_t secret_len;
 	const char *uuid;            /* LUKS UUID, or NULL for a random one */
-	/* optional progress: bytes of in-use blocks done / total */
-	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	/* optional progress: bytes of in-use blocks done / total; nonzero stops (TDC_E_CANCELLED) */
+	int (*progress)(uint64_t done, uint64_t total, void *arg);
 	void *progress_arg;
 };
 
@@ -96,7 +96,7 @@ struct tdc_image_fill_opts {
 	const struct tdc_overlay *overlay; /* optional: metadata changes over src (overlay.h) */
 	const char *dst;             /* existing file; the LUKS partition starts at dst_offset */
 	uint64_t dst_offset;
-	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	int (*progress)(uint64_t done, uint64_t total, void *arg); /* as above */
 	void *progress_arg;
 };
 

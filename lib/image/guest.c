@@ -749,7 +749,7 @@ static int check_agent_libs(struct build *b, struct tdc_error *e)
 	const char *argv[] = { "ldd", AGENT_GUEST_PATH, NULL };
 	char *out = NULL;
 	int r = tdc_run_chroot("checking the agent's libraries in the guest", b->mnt, argv, &out,
-			       e);
+			       tdc_build_tick, b, e);
 
 	if (r == 0 && strstr(out, "not found")) {
 		char *p = strstr(out, "not found"), *s = p;
@@ -776,9 +776,9 @@ static int regenerate_initramfs(struct build *b, int root, struct tdc_error *e)
 	DIR *d;
 	int fd, r = 0;
 
-	tdc_build_stage(b, deb ? "update-initramfs (guest)" : "dracut (guest)");
+	TDC_GUARD(tdc_build_stage(b, deb ? "update-initramfs (guest)" : "dracut (guest)", e));
 	TDC_GUARD(tdc_run_chroot("regenerating the initramfs in the guest", b->mnt,
-				 deb ? argv_deb : argv_rhel, NULL, e));
+				 deb ? argv_deb : argv_rhel, NULL, tdc_build_tick, b, e));
 	fd = gr_open(root, "/boot", O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		if (fd >= 0)
@@ -797,7 +797,7 @@ static int regenerate_initramfs(struct build *b, int root, struct tdc_error *e)
 		const char *ls_rhel[] = { "lsinitrd", path, NULL };
 
 		r = tdc_run_chroot("listing the new initramfs", b->mnt, deb ? ls_deb : ls_rhel,
-				   &list, e);
+				   &list, tdc_build_tick, b, e);
 		if (r == 0 && (!strstr(list, "tdcrypt-agent") || !strstr(list, "tdcrypt/agent.json")))
 			r = TDC_FAILF(e, TDC_E_INTERNAL,
 				      "the regenerated initramfs lacks the agent or its config",
@@ -829,7 +829,7 @@ int tdc_build_guest(struct build *b, struct tdc_error *e)
 	int root = -1, r;
 	struct stat st;
 
-	tdc_build_stage(b, "guest: mount");
+	TDC_GUARD(tdc_build_stage(b, "guest: mount", e));
 	if (snprintf(b->mnt, sizeof(b->mnt), "%s/mnt", b->work) >= (int)sizeof(b->mnt))
 		return TDC_FAIL(e, TDC_E_USAGE, "path too long");
 	if (mkdir(b->mnt, 0700) != 0)
@@ -875,8 +875,8 @@ int tdc_build_guest(struct build *b, struct tdc_error *e)
 	if ((r = bind_pseudo(b, e)) < 0)
 		goto out;
 
-	tdc_build_stage(b, "guest: agent, config, integration");
-	if ((r = copy_host_file(root, o->agent_path, AGENT_GUEST_PATH, 0755, MAX_AGENT_BINARY, e)) < 0 ||
+	if ((r = tdc_build_stage(b, "guest: agent, config, integration", e)) < 0 ||
+	    (r = copy_host_file(root, o->agent_path, AGENT_GUEST_PATH, 0755, MAX_AGENT_BINARY, e)) < 0 ||
 	    (r = check_agent_libs(b, e)) < 0 || (r = write_config(b, root, e)) < 0 ||
 	    (o->sim_dir && (r = copy_sim_dir(root, o->sim_dir, e)) < 0) ||
 	    (r = install_integration(b, root, e)) < 0 || (r = edit_fstab(b, root, e)) < 0 ||
@@ -909,8 +909,8 @@ int tdc_build_guest(struct build *b, struct tdc_error *e)
 		r = TDC_FAIL(e, TDC_E_IO, "cannot unmount the chroot's pseudo filesystems");
 		goto out;
 	}
-	tdc_build_stage(b, "boot partition");
-	if ((r = tdc_build_boot_fs(b, bootdir, e)) < 0)
+	if ((r = tdc_build_stage(b, "boot partition", e)) < 0 ||
+	    (r = tdc_build_boot_fs(b, bootdir, e)) < 0)
 		goto out;
 	/* the root's /boot is hidden under the new mount from now on: keep it empty */
 	if (nftw(bootdir, empty_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image/proc.h"
@@ -79,9 +80,19 @@ static const char *last_line(char *tail, size_t len)
 	return start;
 }
 
-static int run(const char *what, const char *root, const char *const *argv, char *const *envp,
-	       char **out, struct tdc_error *e)
+static double mono_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int run(const char *what, const char *root, const char *const *argv, char *const *envp,
+	       char **out, tdc_run_tick_fn tick, void *arg, struct tdc_error *e)
+{
+	bool cancelled = false;
+	double killed_at = 0, next_tick = mono_ms() + TDC_RUN_TICK_MS;
 	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 }, status = 0, r = 0, devnull;
 	posix_spawn_file_actions_t fa;
 	char tail[ERR_TAIL + 1];
@@ -133,7 +144,20 @@ static int run(const char *what, const char *root, const char *const *argv, char
 	while (open_fds > 0) {
 		char buf[65536];
 
-		if (poll(pf, 2, -1) < 0) {
+		int pr = poll(pf, 2, tick ? TDC_RUN_TICK_MS : -1);
+
+		if (tick && mono_ms() >= next_tick) {
+			next_tick = mono_ms() + TDC_RUN_TICK_MS;
+			if (!cancelled && tick(arg) != 0) {
+				cancelled = true;
+				killed_at = mono_ms();
+				kill(pid, SIGTERM);
+			} else if (cancelled && killed_at && mono_ms() - killed_at > 5000) {
+				kill(pid, SIGKILL); /* it ignored SIGTERM */
+				killed_at = 0;
+			}
+		}
+		if (pr < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -161,6 +185,10 @@ static int run(const char *what, const char *root, const char *const *argv, char
 		;
 	if (r < 0)
 		goto out;
+	if (cancelled) {
+		r = TDC_FAILF(e, TDC_E_CANCELLED, "interrupted", "while %s", what);
+		goto out;
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		const char *line = last_line(tail, se.len);
 
@@ -199,14 +227,20 @@ out:
 int tdc_run(const char *what, const char *const *argv, char *const *envp, char **out,
 	    struct tdc_error *e)
 {
-	return run(what, NULL, argv, envp, out, e);
+	return run(what, NULL, argv, envp, out, NULL, NULL, e);
+}
+
+int tdc_run_watch(const char *what, const char *const *argv, char *const *envp, char **out,
+		  tdc_run_tick_fn tick, void *arg, struct tdc_error *e)
+{
+	return run(what, NULL, argv, envp, out, tick, arg, e);
 }
 
 int tdc_run_chroot(const char *what, const char *root, const char *const *argv, char **out,
-		   struct tdc_error *e)
+		   tdc_run_tick_fn tick, void *arg, struct tdc_error *e)
 {
 	static char *const env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 				     "LANG=C", "LC_ALL=C", "HOME=/root", "TMPDIR=/tmp", NULL };
 
-	return run(what, root, argv, env, out, e);
+	return run(what, root, argv, env, out, tick, arg, e);
 }

@@ -21,6 +21,15 @@
  */
 int tdc_run(const char *what, const char *const *argv, char *const *envp, char **out,
 	    struct tdc_error *e) TDC_MUST_USE;
-/* As tdc_run, in chroot(root) with a minimal PATH/LANG environment. */
+/*
+ * While the program runs, tick(arg) is called about every TDC_RUN_TICK_MS (progress, and the
+ * caller's chance to stop it): a nonzero return sends SIGTERM (SIGKILL 5 s later) and the run
+ * fails with TDC_E_CANCELLED. tick NULL: as tdc_run.
+ */
+#define TDC_RUN_TICK_MS 200
+typedef int (*tdc_run_tick_fn)(void *arg);
+int tdc_run_watch(const char *what, const char *const *argv, char *const *envp, char **out,
+		  tdc_run_tick_fn tick, void *arg, struct tdc_error *e) TDC_MUST_USE;
+/* As tdc_run_watch, in chroot(root) with a minimal PATH/LANG environment. */
 int tdc_run_chroot(const char *what, const char *root, const char *const *argv, char **out,
-		   struct tdc_error *e) TDC_MUST_USE;
+		   tdc_run_tick_fn tick, void *arg, struct tdc_error *e) TDC_MUST_USE;

@@ -33,6 +33,7 @@ static const struct {
 	[-TDC_E_INTERNAL] = { "internal", "internal error" },
 	[-TDC_E_STALE] = { "stale", "collateral older than the configured minimum" },
 	[-TDC_E_NOT_FOUND] = { "not-found", "no such object" },
+	[-TDC_E_CANCELLED] = { "cancelled", "interrupted" },
 };
 
 const char *tdc_err_name(int code)

@@ -180,13 +180,14 @@ static void assert_no_output(struct fix *f)
 	closedir(d);
 }
 
-static void progress_cb(void *arg, const char *stage, uint64_t done, uint64_t total)
+static int progress_cb(void *arg, const char *stage, uint64_t done, uint64_t total)
 {
 	unsigned *n = arg;
 
 	assert_non_null(stage);
 	assert_true(done <= total || total == 0);
 	(*n)++;
+	return 0;
 }
 
 /* Copies [off, off+len) of src into a new file. */
@@ -321,6 +322,53 @@ static void test_build_layout(void **state)
  * root's new UUID (an in-memory overlay of its superblocks and descriptors) is in the encrypted
  * root, also without metadata_csum, where the crc16 descriptor checksums hash the UUID.
  */
+/* The progress callback stops the build at a given stage (the CLI's Ctrl-C): TDC_E_CANCELLED,
+ * no OUT, no work dir, in the middle of the encrypt stage's byte progress and at a stage start. */
+struct cancel_at {
+	const char *stage;
+	bool bytes;    /* only once byte progress of that stage was seen */
+	unsigned hits;
+};
+
+static int cancel_cb(void *arg, const char *stage, uint64_t done, uint64_t total)
+{
+	struct cancel_at *c = arg;
+
+	(void)done;
+	if (strcmp(stage, c->stage) != 0 || (c->bytes && total == 0))
+		return 0;
+	c->hits++;
+	return 1;
+}
+
+static void test_build_cancel(void **state)
+{
+	struct fix *f = *state;
+	static const struct cancel_at cases[] = {
+		{ "encrypt", true, 0 }, { "encrypt", false, 0 }, { "inspect", false, 0 },
+		{ "convert", false, 0 }, { "qcow2", false, 0 },
+	};
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+
+	if (!have_tools())
+		skip();
+	make_disk(f, DEBIAN, true, true);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cancel_at c = cases[i];
+		struct tdc_error e = { 0 };
+
+		base_opts(f, &o);
+		if (!strcmp(c.stage, "qcow2"))
+			o.out_format = "qcow2";
+		o.progress = cancel_cb;
+		o.progress_arg = &c;
+		assert_int_equal(tdc_image_build(&o, &r, &e), TDC_E_CANCELLED);
+		assert_int_equal(c.hits, 1);
+		assert_no_output(f);
+	}
+}
+
 static void test_build_direct_nocsum(void **state)
 {
 	struct fix *f = *state;
@@ -889,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_gpt_4k),
 		cmocka_unit_test(test_os_release),
 		cmocka_unit_test_setup_teardown(test_build_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_direct_nocsum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_qcow2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_errors, setup, teardown),

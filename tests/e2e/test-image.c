@@ -221,13 +221,14 @@ static struct tdc_image_encrypt_opts opts(struct fix *f)
 	};
 }
 
-static void progress(uint64_t done, uint64_t total, void *arg)
+static int progress(uint64_t done, uint64_t total, void *arg)
 {
 	uint64_t *last = arg;
 
 	assert_true(done <= total);
 	assert_true(done > *last);
 	*last = done;
+	return 0;
 }
 
 /* Decrypts the output with the volume key libcryptsetup unwraps from keyslot 0 and checks every
