@@ -11,10 +11,10 @@
 
 #include <json-c/json.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "util/json.h"
+#include "util/util.h"
 #include "kbs/kbs-int.h"
 #include "tdcrypt/policy.h"
 
@@ -48,29 +48,19 @@ static const char *str_member(json_object *req, const char *key)
 	return json_object_get_string(v);
 }
 
-/* Strict base64 (RFC 4648 with padding) into a locked buffer. */
+/* The shared strict decoder (lib/util/base64.c), straight into a locked buffer. */
 static int b64_decode(const char *s, struct tdc_secret *out, struct tdc_error *e)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n % 4 != 0 || n / 4 * 3 > 2 * TDC_MAX_KBS_SECRET + 8)
 		return TDC_FAIL(e, TDC_E_FORMAT, "key_b64: not base64 of 1..4096 bytes");
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			  (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-			  (c == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '='));
-		if (!ok)
-			return TDC_FAIL(e, TDC_E_FORMAT, "key_b64: not base64");
-	}
-	size_t pad = (s[n - 1] == '=') + (s[n - 2] == '=');
-	size_t len = n / 4 * 3 - pad;
-	if (len == 0 || len > TDC_MAX_KBS_SECRET)
-		return TDC_FAILF(e, TDC_E_LIMIT, "key size out of range", "%zu bytes, 1..%u", len,
-				 TDC_MAX_KBS_SECRET);
 	struct tdc_secret tmp;
 	TDC_GUARD(tdc_secret_alloc(n / 4 * 3, &tmp, e));
-	int d = EVP_DecodeBlock(tmp.data, (const unsigned char *)s, (int)n);
-	int r = d < 0 ? TDC_FAIL(e, TDC_E_FORMAT, "key_b64: not base64") : 0;
+	size_t len = 0;
+	int r = tdc_base64_decode(s, n, tmp.data, tmp.len, &len, e);
+	if (r == 0 && (len == 0 || len > TDC_MAX_KBS_SECRET))
+		r = TDC_FAILF(e, TDC_E_LIMIT, "key size out of range", "%zu bytes, 1..%u", len,
+			      TDC_MAX_KBS_SECRET);
 	if (r == 0)
 		r = tdc_secret_alloc(len, out, e);
 	if (r == 0)

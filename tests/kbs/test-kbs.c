@@ -759,6 +759,11 @@ static void admin_socket_ops(void **state)
 	assert_non_null(strstr(out, mrtd));
 	admin_call(fd, "{\"op\":\"secret.add\",\"id\":\"x\",\"key_b64\":\"!!\"}", out, sizeof(out));
 	assert_non_null(strstr(out, "\"ok\":false"));
+	/* the shared strict decoder: non-canonical padding bits and a misplaced '=' refused */
+	admin_call(fd, "{\"op\":\"secret.add\",\"id\":\"x\",\"key_b64\":\"QR==\"}", out, sizeof(out));
+	assert_non_null(strstr(out, "non-canonical base64"));
+	admin_call(fd, "{\"op\":\"secret.add\",\"id\":\"x\",\"key_b64\":\"A=AA\"}", out, sizeof(out));
+	assert_non_null(strstr(out, "bad base64 character"));
 	admin_call(fd, "not json", out, sizeof(out));
 	assert_non_null(strstr(out, "\"ok\":false"));
 	admin_call(fd, "{\"op\":\"secret.import\",\"json\":\"{\\\"legacy\\\":\\\"pass\\\"}\"}", out,
