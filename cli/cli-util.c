@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "tdcrypt/verify.h"
 #include "util/limits.h"
 #include "util/util.h"
 
@@ -250,6 +251,55 @@ int cli_verify_opt(int argc, char **argv, int *i, struct cli_verify_opts *o, con
 		return -1;
 	}
 	return 1;
+}
+
+int cli_verify_load(const struct cli_verify_opts *o, const char *quote_path, const char *why,
+		    struct cli_verify_inputs *in)
+{
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	memset(in, 0, sizeof(*in));
+	if (cli_parse_time(o->at, &in->now, &e) < 0) {
+		cli_print_error("--at", &e);
+		return TDC_EXIT_BAD_INPUT;
+	}
+	if (cli_read_quote(quote_path, &in->quote, &in->quote_len, &e) < 0) {
+		cli_print_error(quote_path, &e);
+		return cli_exit_for(e.code);
+	}
+	if (tdc_collateral_load(o->collateral, &in->coll, &e) < 0) {
+		cli_print_error(o->collateral, &e);
+		return cli_exit_for(e.code);
+	}
+	if (o->root) {
+		if (cli_read_root_der(o->root, &in->root, &in->root_len, &e) < 0) {
+			cli_print_error(o->root, &e);
+			return cli_exit_for(e.code);
+		}
+		fprintf(stderr,
+			"tdcrypt: WARNING: trusting a test root CA instead of the Intel SGX "
+			"Root CA; %s\n",
+			why);
+	}
+	struct tdc_verifier_opts vo = {
+		.test_root_der = in->root,
+		.test_root_der_len = in->root_len,
+		.min_tcb_eval_num = o->min_eval,
+	};
+	if (tdc_verifier_new(&vo, &in->ver, &e) < 0) {
+		cli_print_error("verifier", &e);
+		return cli_exit_for(e.code);
+	}
+	return TDC_EXIT_OK;
+}
+
+void cli_verify_inputs_free(struct cli_verify_inputs *in)
+{
+	tdc_verifier_free(in->ver);
+	tdc_collateral_free(&in->coll);
+	free(in->quote);
+	free(in->root);
+	memset(in, 0, sizeof(*in));
 }
 
 int cli_write_text(const char *path, const char *text)

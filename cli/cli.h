@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tdcrypt/collateral.h"
 #include "tdcrypt/error.h"
 
 /* Exit codes shared by every subcommand (documented in README.md). */
@@ -97,6 +98,21 @@ struct cli_verify_opts {
 /* Consumes argv[*i] (and its value) if it is one of those options: returns 1,
  * 0 if it is not (or lacks its value), -1 after printing a bad value. */
 int cli_verify_opt(int argc, char **argv, int *i, struct cli_verify_opts *o, const char *cmd);
+
+/* What both commands read before a verdict: "now", the quote, the collateral, the test
+ * root (with its warning, `why` saying what the verdict then means) and the verifier. */
+struct tdc_verifier;
+struct cli_verify_inputs {
+	int64_t now;
+	uint8_t *quote, *root;
+	size_t quote_len, root_len;
+	struct tdc_collateral coll;
+	struct tdc_verifier *ver;
+};
+/* Returns TDC_EXIT_OK, or the exit code after printing the error; free in both cases. */
+int cli_verify_load(const struct cli_verify_opts *o, const char *quote_path, const char *why,
+		    struct cli_verify_inputs *in);
+void cli_verify_inputs_free(struct cli_verify_inputs *in);
 
 /* Maps an error code to an exit code (format/io/usage -> BAD_INPUT, ...). */
 int cli_exit_for(int code);

@@ -226,49 +226,25 @@ int cmd_policy_explain(int argc, char **argv)
 {
 	struct args a;
 	struct tdc_error e;
-	struct tdc_collateral coll = { 0 };
-	struct tdc_verifier *ver = NULL;
+	struct cli_verify_inputs vin;
 	struct tdc_verdict verdict = { 0 };
 	struct tdc_policy *pol = NULL;
 	struct tdc_policy_result res;
-	uint8_t *quote = NULL, *root = NULL;
-	size_t quote_len = 0, root_len = 0;
 	char *ptext = NULL;
 	const char *source = NULL;
 	struct tdc_evlog evlog = { 0 };
 	uint8_t *log_buf = NULL;
 	bool has_log = false;
-	int64_t now;
 	int exit_code, rc;
 
 	memset(&res, 0, sizeof(res));
 	tdc_error_clear(&e);
 	if (parse_args(argc, argv, &a) < 0)
 		return TDC_EXIT_BAD_INPUT;
-	if (cli_parse_time(a.v.at, &now, &e) < 0) {
-		cli_print_error("--at", &e);
-		return TDC_EXIT_BAD_INPUT;
-	}
 	/* every input is read and checked before the verdict */
-	if (cli_read_quote(a.quote, &quote, &quote_len, &e) < 0) {
-		cli_print_error(a.quote, &e);
-		exit_code = cli_exit_for(e.code);
+	exit_code = cli_verify_load(&a.v, a.quote, "the policy sees a simulator quote", &vin);
+	if (exit_code != TDC_EXIT_OK)
 		goto out;
-	}
-	if (tdc_collateral_load(a.v.collateral, &coll, &e) < 0) {
-		cli_print_error(a.v.collateral, &e);
-		exit_code = cli_exit_for(e.code);
-		goto out;
-	}
-	if (a.v.root) {
-		if (cli_read_root_der(a.v.root, &root, &root_len, &e) < 0) {
-			cli_print_error(a.v.root, &e);
-			exit_code = cli_exit_for(e.code);
-			goto out;
-		}
-		fprintf(stderr, "tdcrypt: WARNING: trusting a test root CA instead of the Intel SGX "
-				"Root CA; the policy sees a simulator quote\n");
-	}
 	exit_code = get_policy(&a, &ptext, &source);
 	if (exit_code != TDC_EXIT_OK)
 		goto out;
@@ -286,18 +262,8 @@ int cmd_policy_explain(int argc, char **argv)
 		goto out;
 	}
 
-	struct tdc_verifier_opts opts = {
-		.test_root_der = root,
-		.test_root_der_len = root_len,
-		.min_tcb_eval_num = a.v.min_eval,
-	};
-	if (tdc_verifier_new(&opts, &ver, &e) < 0) {
-		cli_print_error("verifier", &e);
-		exit_code = cli_exit_for(e.code);
-		goto out;
-	}
 	tdc_error_clear(&e);
-	rc = tdc_verify_quote(ver, quote, quote_len, &coll, now, &verdict, &e);
+	rc = tdc_verify_quote(vin.ver, vin.quote, vin.quote_len, &vin.coll, vin.now, &verdict, &e);
 	if (rc < 0) {
 		/* the broker stops here: no rule is evaluated on unverified claims */
 		exit_code = cli_exit_for(e.code);
@@ -341,7 +307,7 @@ int cmd_policy_explain(int argc, char **argv)
 		if (!a.v.json)
 			printf("event log: %zu events, replays to the quote's RTMRs\n", evlog.n);
 	}
-	struct tdc_policy_input in = { .verdict = &verdict, .from_simulator = root != NULL,
+	struct tdc_policy_input in = { .verdict = &verdict, .from_simulator = vin.root != NULL,
 				       .event_log = has_log ? &evlog : NULL };
 	tdc_error_clear(&e);
 	rc = tdc_policy_eval(pol, &in, &res, &e);
@@ -378,10 +344,7 @@ out:
 	tdc_policy_result_free(&res);
 	tdc_policy_free(pol);
 	tdc_verdict_free(&verdict);
-	tdc_verifier_free(ver);
-	tdc_collateral_free(&coll);
+	cli_verify_inputs_free(&vin);
 	free(ptext);
-	free(quote);
-	free(root);
 	return exit_code;
 }

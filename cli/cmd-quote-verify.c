@@ -190,53 +190,19 @@ int cmd_quote_verify(int argc, char **argv)
 {
 	struct args a;
 	struct tdc_error e;
-	struct tdc_collateral coll = { 0 };
-	struct tdc_verifier *ver = NULL;
+	struct cli_verify_inputs in;
 	struct tdc_verdict verdict = { 0 };
-	uint8_t *quote = NULL, *root = NULL;
-	size_t quote_len = 0, root_len = 0;
-	int64_t now;
 	int exit_code;
 
 	tdc_error_clear(&e);
 	if (parse_args(argc, argv, &a) < 0)
 		return TDC_EXIT_BAD_INPUT;
-	if (cli_parse_time(a.v.at, &now, &e) < 0) {
-		cli_print_error("--at", &e);
-		return TDC_EXIT_BAD_INPUT;
-	}
-	if (cli_read_quote(a.quote, &quote, &quote_len, &e) < 0) {
-		cli_print_error(a.quote, &e);
-		exit_code = cli_exit_for(e.code);
+	exit_code = cli_verify_load(&a.v, a.quote, "this verdict means nothing for real TDX platforms",
+				    &in);
+	if (exit_code != TDC_EXIT_OK)
 		goto out;
-	}
-	if (tdc_collateral_load(a.v.collateral, &coll, &e) < 0) {
-		cli_print_error(a.v.collateral, &e);
-		exit_code = cli_exit_for(e.code);
-		goto out;
-	}
-	if (a.v.root) {
-		if (cli_read_root_der(a.v.root, &root, &root_len, &e) < 0) {
-			cli_print_error(a.v.root, &e);
-			exit_code = cli_exit_for(e.code);
-			goto out;
-		}
-		fprintf(stderr,
-			"tdcrypt: WARNING: trusting a test root CA instead of the Intel SGX "
-			"Root CA; this verdict means nothing for real TDX platforms\n");
-	}
-	struct tdc_verifier_opts opts = {
-		.test_root_der = root,
-		.test_root_der_len = root_len,
-		.min_tcb_eval_num = a.v.min_eval,
-	};
-	if (tdc_verifier_new(&opts, &ver, &e) < 0) {
-		cli_print_error("verifier", &e);
-		exit_code = cli_exit_for(e.code);
-		goto out;
-	}
 
-	int rc = tdc_verify_quote(ver, quote, quote_len, &coll, now, &verdict, &e);
+	int rc = tdc_verify_quote(in.ver, in.quote, in.quote_len, &in.coll, in.now, &verdict, &e);
 	if (a.v.json && print_json(&verdict, rc < 0 ? &e : NULL) < 0) {
 		exit_code = TDC_EXIT_INTERNAL;
 		goto out;
@@ -262,9 +228,6 @@ int cmd_quote_verify(int argc, char **argv)
 	}
 out:
 	tdc_verdict_free(&verdict);
-	tdc_verifier_free(ver);
-	tdc_collateral_free(&coll);
-	free(quote);
-	free(root);
+	cli_verify_inputs_free(&in);
 	return exit_code;
 }
