@@ -503,13 +503,19 @@ static void test_http_request(void **state)
 	assert_int_equal(tdc_agent_http_request("10.0.2.100:50051", "luks-root", body, &req, &len,
 						NULL), 0);
 	free(body);
-	assert_string_equal(req, "POST /v1/keys/luks-root HTTP/1.1\r\n"
-				 "Host: 10.0.2.100:50051\r\n"
-				 "Content-Type: application/json\r\n"
-				 "Content-Length: 31\r\n"
-				 "Connection: close\r\n"
-				 "\r\n"
-				 "{\"agent\":\"tdcrypt-agent/0.1.0\"}");
+	/* the body names this build's version; its length follows */
+	const char *want_body = "{\"agent\":\"tdcrypt-agent/" TDC_AGENT_VERSION "\"}";
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "POST /v1/keys/luks-root HTTP/1.1\r\n"
+		 "Host: 10.0.2.100:50051\r\n"
+		 "Content-Type: application/json\r\n"
+		 "Content-Length: %zu\r\n"
+		 "Connection: close\r\n"
+		 "\r\n"
+		 "%s",
+		 strlen(want_body), want_body);
+	assert_string_equal(req, want);
 	assert_int_equal(len, strlen(req));
 	free(req);
 
