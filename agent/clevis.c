@@ -34,6 +34,24 @@ static void on_log(void *arg, int level, const char *msg)
 		fprintf(stderr, PROG ": %s\n", msg);
 }
 
+static void usage(FILE *f)
+{
+#ifdef TDC_CLEVIS_DECRYPT
+	fprintf(f, "Usage: clevis decrypt < JWE > PLAINTEXT   (clevis runs " PROG ")\n"
+		   "       " PROG " --help | --version\n");
+#else
+	fprintf(f, "Usage: clevis encrypt tdcrypt CONFIG < PLAINTEXT > JWE\n"
+		   "       " PROG " --summary | --help | --version\n\n" SUMMARY ".\n\n"
+		   "  broker: \"HOST[:PORT]\" or a list   the brokers (REQUIRED)\n"
+		   "  pin:    \"HEX\" or a list           SHA-256 of each broker's SPKI (REQUIRED)\n"
+		   "  secret: \"ID\"                      the tdcrypt secret (REQUIRED)\n\n"
+		   "The broker must release the secret to this machine now: binding runs the\n"
+		   "same attested key fetch as unlocking.\n");
+#endif
+	fprintf(f, "Quote settings: $TDCRYPT_CLEVIS_CONFIG or " DEFAULT_MACHINE_CONFIG
+		   " (clevis-encrypt-tdcrypt(1)).\n");
+}
+
 static int failed(const char *what, const struct tdc_error *e, int code)
 {
 	char buf[512];
@@ -117,24 +135,23 @@ int main(int argc, char **argv)
 	}
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf(PROG " %s\n", TDC_AGENT_VERSION);
+		return 0;
+	}
 #ifdef TDC_CLEVIS_DECRYPT
 	if (argc != 1 || isatty(0)) {
-		fprintf(stderr, "\nUsage: clevis decrypt tdcrypt < JWE > PLAINTEXT\n\n");
-		return 2;
-	}
 #else
-	if (argc < 2 || argc > 3 || isatty(0)) {
-		fprintf(stderr, "\nUsage: clevis encrypt tdcrypt CONFIG < PLAINTEXT > JWE\n\n"
-				SUMMARY ".\n\n"
-				"  broker: \"HOST[:PORT]\" or a list   the brokers (REQUIRED)\n"
-				"  pin:    \"HEX\" or a list           SHA-256 of each broker's SPKI "
-				"(REQUIRED)\n"
-				"  secret: \"ID\"                      the tdcrypt secret (REQUIRED)\n\n"
-				"The broker must release the secret to this machine now: binding\n"
-				"runs the same attested key fetch as unlocking.\n\n");
+	/* clevis luks bind adds -y (trust without asking): nothing is asked here anyway */
+	if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "-y")) || isatty(0)) {
+#endif
+		usage(stderr);
 		return 2;
 	}
-#endif
 	tdc_agent_config_defaults(&c);
 #ifdef TDC_CLEVIS_DECRYPT
 	if (read_stdin(TDC_CLEVIS_MAX_JWE, &in, &in_len, &e) < 0) {
