@@ -89,7 +89,7 @@ static int machine_config(struct tdc_agent_config *c, struct tdc_error *e)
 	if (!f) {
 		if (path)
 			return TDC_FAILF(e, TDC_E_IO, "cannot read the machine config", "%s", path);
-		return 0; /* none: the defaults (provider auto) */
+		return tdc_agent_config_check(c, e); /* none: the defaults (provider auto) */
 	}
 	uint8_t buf[4096];
 	size_t n = fread(buf, 1, sizeof(buf), f);
