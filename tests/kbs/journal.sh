@@ -38,7 +38,8 @@ mkdir -p /run/systemd/journal
 JPID=$!
 for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 [ -S /run/systemd/journal/socket ] || fail "journald did not start: $(cat "$D/journald.out")"
-J() { journalctl -D /run/log/journal --no-pager "$@"; }
+# journald reads its socket on its own time: --sync has it write what it has received
+J() { journalctl --sync 2>/dev/null || sleep 1; journalctl -D /run/log/journal --no-pager "$@"; }
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=broker.test \
 	-keyout "$D/broker.key" -out "$D/broker.crt" -days 1 2>/dev/null
@@ -68,7 +69,13 @@ start_broker() {
 }
 stop_broker() { kill "$PID"; wait "$PID" || true; PID=; }
 # the port: from the journal's listening entry, or from stderr
-port_of() { J -o export TDCRYPT_EVENT=listening | sed -n 's/^TDCRYPT_PORT=//p' | tail -1; }
+port_of() {
+	for _ in $(seq 50); do
+		p=$(J -o export TDCRYPT_EVENT=listening | sed -n 's/^TDCRYPT_PORT=//p' | tail -1)
+		[ -n "$p" ] && [ "$p" != "${1:-}" ] && { echo "$p"; return; }
+		sleep 0.1
+	done
+}
 
 # ---- 1. --log journal: a release and a denial, read back field by field
 start_broker --log journal
