@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tdcrypt-kbs: the key broker daemon. Thin: flags and config (lib/kbs/config.c),
- * process hardening, signals, the log sink (one JSON line per event on stderr)
- * and the wall clock. Everything else is in lib/kbs.
+ * process hardening, signals, the log sink (--log: JSON lines or text on stderr, or
+ * journald natively; the formats are lib/kbs/logfmt.c) and the wall clock. Everything
+ * else is in lib/kbs.
  * Signals: SIGTERM/SIGINT stop now; SIGUSR2 drains (stop accepting, finish the requests
  * in flight, exit 0); SIGHUP reloads (the file and the flags read again).
  *   tdcrypt-kbs [--config FILE] [flags]          run the broker
@@ -18,26 +19,117 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <stdlib.h>
+#include <sys/uio.h>
 #include <time.h>
+
+#ifdef TDC_HAVE_JOURNAL
+#include <systemd/sd-journal.h>
+#endif
 
 #include "tdcrypt/kbs.h"
 #include "tdcrypt/store.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum tdc_kbs_log_format log_format = TDC_KBS_LOG_JSON;
 
-static void log_line(void *arg, const char *line)
+static void log_stderr(const char *line)
 {
-	(void)arg;
 	pthread_mutex_lock(&log_lock);
 	fprintf(stderr, "%s\n", line);
 	fflush(stderr);
 	pthread_mutex_unlock(&log_lock);
 }
 
+#ifdef TDC_HAVE_JOURNAL
+static int log_journal(const char *line)
+{
+	struct tdc_error e;
+	tdc_error_clear(&e);
+	char **f;
+	size_t n;
+	if (tdc_kbs_log_fields(line, &f, &n, &e) < 0)
+		return -1;
+	struct iovec *iov = calloc(n, sizeof(*iov));
+	int r = -1;
+	if (iov) {
+		for (size_t i = 0; i < n; i++)
+			iov[i] = (struct iovec){ .iov_base = f[i], .iov_len = strlen(f[i]) };
+		r = sd_journal_sendv(iov, (int)n);
+	}
+	free(iov);
+	tdc_kbs_log_fields_free(f, n);
+	return r;
+}
+#endif
+
+/* Every event is written somewhere: a line the journal refuses goes to stderr as JSON. */
+static void log_line(void *arg, const char *line)
+{
+	(void)arg;
+#ifdef TDC_HAVE_JOURNAL
+	if (log_format == TDC_KBS_LOG_JOURNAL && log_journal(line) >= 0)
+		return;
+#endif
+	if (log_format == TDC_KBS_LOG_TEXT) {
+		struct tdc_error e;
+		char *text = malloc(TDC_KBS_LOG_LINE_MAX);
+		if (text && tdc_kbs_log_text(line, text, TDC_KBS_LOG_LINE_MAX, &e) >= 0) {
+			log_stderr(text);
+			free(text);
+			return;
+		}
+		free(text);
+	}
+	log_stderr(line);
+}
+
+/* auto: the journal when systemd connected stderr to it (systemd.exec(5), $JOURNAL_STREAM) */
+static int log_setup(const struct tdc_kbs_config *c, struct tdc_error *e)
+{
+	struct stat st;
+	if (tdc_kbs_log_format_parse(c->log ? c->log : "auto", &log_format, e) < 0)
+		return -1;
+	if (log_format == TDC_KBS_LOG_AUTO)
+		log_format = fstat(2, &st) == 0 &&
+					     tdc_kbs_journal_stream_is(getenv("JOURNAL_STREAM"),
+								       (uint64_t)st.st_dev,
+								       (uint64_t)st.st_ino) ?
+				     TDC_KBS_LOG_JOURNAL :
+				     TDC_KBS_LOG_JSON;
+#ifndef TDC_HAVE_JOURNAL
+	if (log_format == TDC_KBS_LOG_JOURNAL) {
+		if (c->log && !strcmp(c->log, "journal"))
+			return TDC_FAIL(e, TDC_E_USAGE,
+					"--log journal: this tdcrypt-kbs is built without libsystemd");
+		log_format = TDC_KBS_LOG_JSON;
+	}
+#endif
+	return 0;
+}
+
 static int64_t wall_clock(void *arg)
 {
 	(void)arg;
 	return (int64_t)time(NULL);
+}
+
+/* The first event, before the fork: it also opens libsystemd's journal socket here, which
+ * the network process inherits, since its sandbox makes no new UNIX sockets. */
+static void log_starting(const struct tdc_kbs_config *c)
+{
+	char ts[32], line[256];
+	time_t t = c->has_at ? (time_t)c->at : time(NULL);
+	struct tm tm;
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	snprintf(line, sizeof(line),
+		 "{\"ts\":\"%s\",\"level\":\"info\",\"event\":\"starting\",\"version\":\"%s\","
+		 "\"log\":\"%s\"}",
+		 ts, TDC_VERSION_STRING,
+		 log_format == TDC_KBS_LOG_JOURNAL ? "journal" :
+		 log_format == TDC_KBS_LOG_TEXT	   ? "text" :
+						     "json");
+	log_line(NULL, line);
 }
 
 static int saved_argc;
@@ -71,10 +163,10 @@ static int fail(const char *what, const struct tdc_error *e)
 static int do_init(const struct tdc_kbs_config *c)
 {
 	struct tdc_error e;
+	tdc_error_clear(&e);
 	struct tdc_store *s = NULL;
 	struct stat st;
 	char where[512];
-	tdc_error_clear(&e);
 	if (!c->master_key || !c->db) {
 		fprintf(stderr, "tdcrypt-kbs: init needs --master-key and --db\n");
 		return 3;
@@ -106,9 +198,9 @@ static int do_init(const struct tdc_kbs_config *c)
 static int do_check(const struct tdc_kbs_config *c, bool full)
 {
 	struct tdc_error e;
+	tdc_error_clear(&e);
 	struct tdc_store *s = NULL;
 	struct tdc_store_health h;
-	tdc_error_clear(&e);
 	if (tdc_store_open(c->db, c->master_key, &s, &e) < 0)
 		return fail("check", &e);
 	int r = tdc_store_check(s, full, &h, &e);
@@ -144,13 +236,13 @@ int main(int argc, char **argv)
 {
 	struct tdc_kbs_config cfg;
 	struct tdc_error e;
+	tdc_error_clear(&e);
 	bool help = false;
 	const char *cmd = NULL, *out = NULL, *from = NULL;
 	bool full = false;
 
 	/* no core dumps and no ptrace by other users: the process holds secrets */
 	prctl(PR_SET_DUMPABLE, 0);
-	tdc_error_clear(&e);
 	if (argc >= 2 && (!strcmp(argv[1], "init") || !strcmp(argv[1], "check") ||
 			  !strcmp(argv[1], "backup") || !strcmp(argv[1], "restore"))) {
 		cmd = argv[1];
@@ -215,11 +307,17 @@ int main(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
+	if (log_setup(&cfg, &e) < 0) {
+		int rc = fail("configuration", &e);
+		tdc_kbs_config_free(&cfg);
+		return rc;
+	}
 	saved_argc = argc;
 	saved_argv = argv;
 	struct tdc_kbs_hooks hooks = {
 		.log = log_line, .now = wall_clock, .arg = NULL, .reload = reload_config
 	};
+	log_starting(&cfg);
 	if (cfg.sim_root && *cfg.sim_root)
 		fprintf(stderr,
 			"tdcrypt-kbs: WARNING: TRUSTING THE SIMULATOR ROOT CA %s INSTEAD OF "

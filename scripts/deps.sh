@@ -5,12 +5,15 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 	libssl-dev libjson-c-dev libcmocka-dev libcryptsetup-dev libsqlite3-dev
-	libcurl4-openssl-dev libpq-dev postgresql libseccomp-dev libext2fs-dev e2fsprogs cryptsetup-bin dosfstools mtools gdisk qemu-utils
+	libcurl4-openssl-dev libpq-dev postgresql libseccomp-dev libsystemd-dev libext2fs-dev e2fsprogs cryptsetup-bin dosfstools mtools gdisk qemu-utils
 	openssl python3 jq time curl iproute2
 	scdoc man-db groff-base systemd
-	debhelper dpkg-dev fakeroot lintian comerr-dev pkgconf)
+	debhelper dpkg-dev fakeroot lintian comerr-dev pkgconf
+	clevis clevis-luks jose)
 # scdoc: the man pages; debhelper ... pkgconf: the Debian packages (tests/pkg, debian/control
-# Build-Depends); systemd: systemd-analyze and systemd-sysusers for the unit and the user.
+# Build-Depends); systemd: systemd-analyze and systemd-sysusers for the unit and the user, and
+# systemd-journald for the broker's journal test; libsystemd-dev: its native journal logging;
+# clevis clevis-luks jose: the clevis pin's test (tests/agent/clevis.sh).
 
 # --e2e: also what the real encrypted boot needs (QEMU, OVMF, debootstrap, ...).
 E2E_PKGS=(qemu-system-x86 qemu-utils ovmf debootstrap gdisk dosfstools mtools e2fsprogs

@@ -49,8 +49,8 @@ run_suite() { # label builddir meson-args...
 	count_meson "$dir" "$label"
 }
 
-run_suite plain "$OUT/plain"
-run_suite asan "$OUT/asan" -Db_sanitize=address,undefined -Db_lundef=false
+run_suite plain "$OUT/plain" -Djournal=enabled
+run_suite asan "$OUT/asan" -Djournal=enabled -Db_sanitize=address,undefined -Db_lundef=false
 
 echo "== fuzz (${FUZZ_SECONDS}s per target)"
 FZ="$OUT/fuzz"

@@ -103,6 +103,12 @@ int tdc_agent_config_parse(const uint8_t *json, size_t len, struct tdc_agent_con
 			   struct tdc_error *e) TDC_MUST_USE;
 int tdc_agent_config_load(const char *path, struct tdc_agent_config *c,
 			  struct tdc_error *e) TDC_MUST_USE;
+/* Over c: only what the machine decides (provider, timeouts, backoff, sim_dir, tpm_log,
+ * tsm_root, acpi_tables, debug), never where the key is: the clevis pin's local file. */
+int tdc_agent_config_machine(const uint8_t *json, size_t len, struct tdc_agent_config *c,
+			     struct tdc_error *e) TDC_MUST_USE;
+/* 1-64 of [A-Za-z0-9._-], not starting with '.' */
+bool tdc_agent_secret_id_ok(const char *s, size_t len);
 /*
  * Applies the tdcrypt.* options of a kernel command line: tdcrypt.broker=H:P[,H:P..]
  * (replaces the list), tdcrypt.provider=auto|configfs|tdx_guest|vsock|sim,
@@ -348,11 +354,41 @@ int tdc_luks_validate(const char *device, const uint8_t expected[32], int keyslo
 int tdc_luks_activate(struct crypt_device *cd, const char *name, int keyslot, const uint8_t *key,
 		      size_t key_len, struct tdc_error *e) TDC_MUST_USE;
 
+/* ---- the clevis pin "tdcrypt" (lib/agent/clevis.c, docs/ARCHITECTURE.md) ---- */
+
+#define TDC_CLEVIS_MAX_JWE (64u * 1024u)
+#define TDC_CLEVIS_MAX_HEADER (8u * 1024u)
+#define TDC_CLEVIS_MAX_PLAINTEXT (16u * 1024u)
+/* HKDF info: the JWE key is never the secret itself, whatever else the secret opens */
+#define TDC_CLEVIS_INFO "tdcrypt clevis pin v1 A256GCM"
+
+/* The pin's config {"broker": "H:P" | [..], "pin": HEX64 | [..], "secret": ID} into c's
+ * brokers, pins and secret_id; unknown members are refused. */
+int tdc_clevis_config_parse(const char *json, size_t len, struct tdc_agent_config *c,
+			    struct tdc_error *e) TDC_MUST_USE;
+/* A compact JWE of pt under HKDF(key, random salt): its header carries c's brokers, pins,
+ * secret ID and the salt, nothing else (malloc'd, NUL-terminated). */
+int tdc_clevis_encrypt(const struct tdc_agent_config *c, const uint8_t *key, size_t key_len,
+		       const uint8_t *pt, size_t pt_len, char **jwe, struct tdc_error *e)
+	TDC_MUST_USE;
+/* The brokers, pins and secret ID that a JWE's header names, into c (untrusted input). */
+int tdc_clevis_header(const char *jwe, size_t len, struct tdc_agent_config *c,
+		      struct tdc_error *e) TDC_MUST_USE;
+/* The plaintext of a JWE under key (locked memory, tdc_secret_free); an altered JWE or
+ * another secret is TDC_E_CRYPTO. */
+int tdc_clevis_decrypt(const char *jwe, size_t len, const uint8_t *key, size_t key_len,
+		       struct tdc_secret *pt, struct tdc_error *e) TDC_MUST_USE;
+
 /* ---- the whole agent ---- */
 
 struct tdc_agent_run_opts {
 	bool no_activate; /* validate and check the key, map nothing */
 };
+/* The key alone: a fresh RA-TLS key, its quote, the certificate and the fetch from the
+ * brokers (tdc_agent_fetch). Returns tdc_agent_exit; on TDC_AGENT_EXIT_OK reply->key is
+ * the secret (the caller frees reply). The clevis pin and tdc_agent_run use it. */
+int tdc_agent_get_key(const struct tdc_agent_config *c, const struct tdc_agent_clock *clk,
+		      const struct tdc_agent_events *ev, struct tdc_agent_reply *reply);
 /* Header check, key, quote, certificate, key fetch, unlock. Returns tdc_agent_exit. */
 int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_opts *o,
 		  const struct tdc_agent_clock *clk, const struct tdc_agent_events *ev);

@@ -45,6 +45,7 @@ struct tdc_kbs_config {
 	unsigned max_conns_per_source; /* connections from one address (all its ports) */
 	uint32_t handshake_timeout_ms;  /* to finish TLS after the TCP accept */
 	uint32_t min_tcb_eval_num;
+	char *log;             /* the log format: auto (default), json, text or journal */
 };
 
 /* Defaults (listen 127.0.0.1:50051, 4 workers, ...). */
@@ -56,7 +57,8 @@ void tdc_kbs_config_free(struct tdc_kbs_config *c);
  * with the key named). Keys: listen, cert, key, db, master_key,
  * collateral_dir, pccs_url, pccs_ca, pccs_timeout_ms, admin_socket,
  * allow_simulator_root, at, workers, max_connections, queue_max,
- * max_connections_per_source, handshake_timeout_ms, min_tcb_eval_num, user, metrics_listen.
+ * max_connections_per_source, handshake_timeout_ms, min_tcb_eval_num, user, metrics_listen,
+ * log.
  * Values overwrite those already in c.
  */
 int tdc_kbs_config_load(const char *path, struct tdc_kbs_config *c, struct tdc_error *e)
@@ -99,6 +101,32 @@ struct tdc_kbs_hooks {
 	 * running configuration, its files (certificate, key, roots) read again. */
 	int (*reload)(void *arg, struct tdc_kbs_config *c, struct tdc_error *e);
 };
+
+/* ---- the log sink's formats (kbs/main.c): the same events, the hooks' JSON lines ---- */
+
+enum tdc_kbs_log_format {
+	TDC_KBS_LOG_AUTO,    /* journal when stderr is the journal ($JOURNAL_STREAM), else json */
+	TDC_KBS_LOG_JSON,    /* the JSON lines as they are, on stderr */
+	TDC_KBS_LOG_TEXT,    /* "TS LEVEL EVENT key=value ...", values quoted and escaped */
+	TDC_KBS_LOG_JOURNAL, /* native journal entries with fields (tdc_kbs_log_fields) */
+};
+#define TDC_KBS_LOG_LINE_MAX 16384
+/* "auto", "json", "text", "journal"; anything else (NULL too) is TDC_E_USAGE. */
+int tdc_kbs_log_format_parse(const char *name, enum tdc_kbs_log_format *out,
+			     struct tdc_error *e) TDC_MUST_USE;
+/* systemd's rule: $JOURNAL_STREAM is "DEV:INODE" of stderr (both decimal) when stderr
+ * is the journal's stream; false for NULL, "" or another file. */
+bool tdc_kbs_journal_stream_is(const char *env, uint64_t dev, uint64_t ino);
+/* The text form of one event, NUL-terminated in out; its length, or < 0. */
+int tdc_kbs_log_text(const char *json_line, char *out, size_t cap, struct tdc_error *e)
+	TDC_MUST_USE;
+/* The journal fields of one event, "NAME=value" each: MESSAGE (the text form without
+ * time and level), PRIORITY (syslog level of "level"), SYSLOG_IDENTIFIER=tdcrypt-kbs and
+ * TDCRYPT_<KEY> for every other key (TDCRYPT_EVENT, TDCRYPT_REQUEST_ID, TDCRYPT_SECRET_ID,
+ * ...). Free with tdc_kbs_log_fields_free. */
+int tdc_kbs_log_fields(const char *json_line, char ***fields, size_t *n, struct tdc_error *e)
+	TDC_MUST_USE;
+void tdc_kbs_log_fields_free(char **fields, size_t n);
 
 struct tdc_kbs;
 

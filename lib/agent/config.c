@@ -127,7 +127,7 @@ int tdc_agent_broker_parse(const char *s, size_t len, struct tdc_agent_broker *b
 	return 0;
 }
 
-static bool secret_id_ok(const char *s, size_t len)
+bool tdc_agent_secret_id_ok(const char *s, size_t len)
 {
 	if (len == 0 || len > TDC_AGENT_SECRET_ID_MAX || s[0] == '.')
 		return false;
@@ -266,6 +266,8 @@ void tdc_agent_config_defaults(struct tdc_agent_config *c)
 	c->backoff_max_ms = DEF_BACKOFF_MAX_MS;
 }
 
+static int parse_machine(json_object *root, struct tdc_agent_config *c, struct tdc_error *e);
+
 static int parse_root(json_object *root, struct tdc_agent_config *c, struct tdc_error *e)
 {
 	static const char *const allowed[] = {
@@ -273,9 +275,6 @@ static int parse_root(json_object *root, struct tdc_agent_config *c, struct tdc_
 	    "luks",    "provider",           "timeouts",  "backoff",
 	    "sim_dir", "tpm_log",            "tsm_root",  "acpi_tables", "debug",
 	    NULL};
-	static const char *const t_allowed[] = {"total_s", "attempt_s", "connect_s", NULL};
-	static const char *const b_allowed[] = {"initial_ms", "max_ms", NULL};
-	json_object *v;
 	const char *s;
 	size_t len;
 
@@ -284,11 +283,20 @@ static int parse_root(json_object *root, struct tdc_agent_config *c, struct tdc_
 	TDC_GUARD(parse_pins(root, c, e));
 	TDC_GUARD(dup_str(root, NULL, "broker_ca", false, &c->broker_ca, e));
 	TDC_GUARD(tdc_json_str(root, NULL, "secret_id", TDC_AGENT_SECRET_ID_MAX, &s, &len, e));
-	if (!secret_id_ok(s, len))
+	if (!tdc_agent_secret_id_ok(s, len))
 		return TDC_FAIL(e, TDC_E_FORMAT,
 				"secret_id: 1-64 of [A-Za-z0-9._-], not starting with '.'");
 	memcpy(c->secret_id, s, len + 1);
 	TDC_GUARD(parse_luks(root, c, e));
+	return parse_machine(root, c, e);
+}
+
+/* What the machine says, not the disk: how to get a quote, how long to try. */
+static int parse_machine(json_object *root, struct tdc_agent_config *c, struct tdc_error *e)
+{
+	static const char *const t_allowed[] = {"total_s", "attempt_s", "connect_s", NULL};
+	static const char *const b_allowed[] = {"initial_ms", "max_ms", NULL};
+	json_object *v;
 
 	TDC_GUARD(tdc_json_field(root, NULL, "provider", json_type_string, false, &v, e));
 	if (v)
@@ -327,6 +335,21 @@ int tdc_agent_config_parse(const uint8_t *json, size_t len, struct tdc_agent_con
 	json_object_put(root);
 	if (rc < 0)
 		tdc_agent_config_free(c);
+	return rc;
+}
+
+int tdc_agent_config_machine(const uint8_t *json, size_t len, struct tdc_agent_config *c,
+			     struct tdc_error *e)
+{
+	static const char *const allowed[] = {"provider", "timeouts", "backoff", "sim_dir",
+					      "tpm_log",  "tsm_root", "acpi_tables", "debug", NULL};
+	json_object *root;
+	TDC_GUARD(tdc_json_parse_object(json, len, TDC_MAX_AGENT_CONFIG, "machine config", &root,
+					e));
+	int rc = only_members(root, NULL, allowed, e);
+	if (rc == 0)
+		rc = parse_machine(root, c, e);
+	json_object_put(root);
 	return rc;
 }
 

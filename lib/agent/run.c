@@ -100,12 +100,10 @@ static void wait_device(const char *dev, const struct tdc_agent_clock *clk, int6
 	}
 }
 
-int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_opts *o,
-		  const struct tdc_agent_clock *clk, const struct tdc_agent_events *ev)
+int tdc_agent_get_key(const struct tdc_agent_config *c, const struct tdc_agent_clock *clk,
+		      const struct tdc_agent_events *ev, struct tdc_agent_reply *reply)
 {
 	struct tdc_error e = {0};
-	struct crypt_device *cd = NULL;
-	struct tdc_agent_reply reply = {0};
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
 	SSL_CTX *ctx = NULL;
@@ -114,20 +112,6 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 	char *body = NULL;
 	enum tdc_agent_provider used = TDC_PROVIDER_AUTO;
 	int code;
-
-	mark(ev, "start");
-	/* No core dumps or ptrace peeks at the key (best effort). */
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	if (tdc_agent_config_check(c, &e) < 0)
-		return fail(ev, TDC_AGENT_EXIT_CONFIG, "config", &e);
-
-	int64_t deadline = clk->now_ms(clk->arg) + c->total_timeout_ms;
-	wait_device(c->luks_device, clk, deadline, ev);
-	if (tdc_luks_validate(c->luks_device, c->header_sha256, c->keyslot, &cd, &e) < 0) {
-		code = fail(ev, TDC_AGENT_EXIT_BAD_HEADER, c->luks_device, &e);
-		goto out;
-	}
-	tdc_agent_say(ev, 1, "LUKS header of %s verified", c->luks_device);
 
 	if (tdc_ratls_keygen(&key, &e) < 0 || tdc_ratls_report_data_for_key(key, rd, &e) < 0) {
 		code = fail(ev, TDC_AGENT_EXIT_INTERNAL, "key generation", &e);
@@ -169,17 +153,51 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 	}
 
 	struct attempt_arg a = {ctx, body, c, clk, ev};
-	code = tdc_agent_fetch(c, clk, attempt, &a, ev, &reply);
+	code = tdc_agent_fetch(c, clk, attempt, &a, ev, reply);
 	if (code != TDC_AGENT_EXIT_OK) {
 		if (code == TDC_AGENT_EXIT_DENIED)
 			tdc_agent_say(ev, 0, "%s: the broker refused: %s", tdc_agent_exit_name(code),
-			    reply.error[0] ? reply.error : "?");
+			    reply->error[0] ? reply->error : "?");
 		else
 			tdc_agent_say(ev, 0, "%s: no key before the deadline (%u s)",
 			    tdc_agent_exit_name(code), c->total_timeout_ms / 1000);
 		goto out;
 	}
 	mark(ev, "key");
+out:
+	OPENSSL_cleanse(rd, sizeof(rd));
+	SSL_CTX_free(ctx);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	tdc_agent_evidence_free(&evd);
+	free(body);
+	return code;
+}
+
+int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_opts *o,
+		  const struct tdc_agent_clock *clk, const struct tdc_agent_events *ev)
+{
+	struct tdc_error e = {0};
+	struct crypt_device *cd = NULL;
+	struct tdc_agent_reply reply = {0};
+	int code;
+
+	mark(ev, "start");
+	/* No core dumps or ptrace peeks at the key (best effort). */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (tdc_agent_config_check(c, &e) < 0)
+		return fail(ev, TDC_AGENT_EXIT_CONFIG, "config", &e);
+
+	int64_t deadline = clk->now_ms(clk->arg) + c->total_timeout_ms;
+	wait_device(c->luks_device, clk, deadline, ev);
+	if (tdc_luks_validate(c->luks_device, c->header_sha256, c->keyslot, &cd, &e) < 0) {
+		code = fail(ev, TDC_AGENT_EXIT_BAD_HEADER, c->luks_device, &e);
+		goto out;
+	}
+	tdc_agent_say(ev, 1, "LUKS header of %s verified", c->luks_device);
+
+	if ((code = tdc_agent_get_key(c, clk, ev, &reply)) != TDC_AGENT_EXIT_OK)
+		goto out;
 
 	if (tdc_luks_activate(cd, o && o->no_activate ? NULL : c->luks_name, c->keyslot,
 			      reply.key.data, reply.key.len, &e) < 0) {
@@ -194,12 +212,6 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 	code = TDC_AGENT_EXIT_OK;
 out:
 	tdc_agent_reply_free(&reply);
-	OPENSSL_cleanse(rd, sizeof(rd));
-	SSL_CTX_free(ctx);
-	X509_free(cert);
-	EVP_PKEY_free(key);
-	tdc_agent_evidence_free(&evd);
-	free(body);
 	crypt_free(cd);
 	return code;
 }

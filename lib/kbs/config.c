@@ -40,6 +40,9 @@ const char tdc_kbs_usage[] =
 	"  --user NAME            the network process's user (default nobody; the keeper,\n"
 	"                         which holds the store and the master key, stays as started)\n"
 	"  --min-tcb-eval N       refuse collateral with a lower tcbEvaluationDataNumber\n"
+	"  --log FORMAT           auto (default: the journal when stderr is systemd's journal,\n"
+	"                         else json), json (one JSON object a line on stderr), text\n"
+	"                         (one line of text an event on stderr) or journal (native)\n"
 	"signals: HUP reloads (config, certificate, key), USR2 drains (finish the requests\n"
 	"in flight, exit 0), TERM/INT stop now\n";
 
@@ -60,7 +63,7 @@ void tdc_kbs_config_free(struct tdc_kbs_config *c)
 {
 	char **s[] = { &c->listen, &c->metrics_listen, &c->cert, &c->key, &c->db,
 		       &c->master_key, &c->collateral_dir, &c->pccs_url, &c->pccs_ca,
-		       &c->admin_socket, &c->sim_root, &c->user };
+		       &c->admin_socket, &c->sim_root, &c->user, &c->log };
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		free(*s[i]);
 		*s[i] = NULL;
@@ -73,7 +76,7 @@ int tdc_kbs_config_copy(struct tdc_kbs_config *dst, const struct tdc_kbs_config 
 	*dst = *src;
 	char **s[] = { &dst->listen, &dst->metrics_listen, &dst->cert, &dst->key, &dst->db,
 		       &dst->master_key, &dst->collateral_dir, &dst->pccs_url, &dst->pccs_ca,
-		       &dst->admin_socket, &dst->sim_root, &dst->user };
+		       &dst->admin_socket, &dst->sim_root, &dst->user, &dst->log };
 	bool ok = true;
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		if (*s[i] && !(*s[i] = strdup(*s[i])))
@@ -112,6 +115,7 @@ int tdc_kbs_config_reloadable(const struct tdc_kbs_config *a, const struct tdc_k
 		{ "workers", a->workers == b->workers },
 		{ "max_connections", a->max_conns == b->max_conns },
 		{ "handshake_timeout_ms", a->handshake_timeout_ms == b->handshake_timeout_ms },
+		{ "log", same_str(a->log, b->log) },
 	};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (!f[i].same)
@@ -189,6 +193,7 @@ static const struct opt opts[] = {
 	{ "handshake_timeout_ms", "--handshake-timeout-ms", K_UINT, OFF(handshake_timeout_ms),
 	  60000 },
 	{ "min_tcb_eval_num", "--min-tcb-eval", K_UINT, OFF(min_tcb_eval_num), UINT32_MAX },
+	{ "log", "--log", K_STR, OFF(log), 0 },
 };
 
 static int apply(const struct opt *o, const char *v, struct tdc_kbs_config *c, struct tdc_error *e)
@@ -197,6 +202,10 @@ static int apply(const struct opt *o, const char *v, struct tdc_kbs_config *c, s
 	unsigned long u = 0;
 	switch (o->kind) {
 	case K_STR:
+		if (o->off == OFF(log)) {
+			enum tdc_kbs_log_format f;
+			TDC_GUARD(tdc_kbs_log_format_parse(v, &f, e));
+		}
 		return set_str((char **)(base + o->off), v, e);
 	case K_UINT:
 		TDC_GUARD(parse_uint(v, o->max, &u, o->flag, e));
