@@ -310,6 +310,9 @@ struct tdc_agent_events {
 	 * connect (as a network error). The storm harness binds its agents' sockets to
 	 * several loopback source addresses here; the agent itself sets none. */
 	int (*socket)(void *arg, int fd);
+	/* The key socket listens (the agent tells systemd READY=1, so that systemd-cryptsetup,
+	 * ordered after it, finds the socket). */
+	void (*ready)(void *arg);
 	void *arg;
 };
 
@@ -348,10 +351,32 @@ int tdc_luks_validate(const char *device, const uint8_t expected[32], int keyslo
 int tdc_luks_activate(struct crypt_device *cd, const char *name, int keyslot, const uint8_t *key,
 		      size_t key_len, struct tdc_error *e) TDC_MUST_USE;
 
+/* ---- the key for systemd-cryptsetup (crypttab key file = AF_UNIX socket) ---- */
+
+/* Listens on path (its directory is created 0700 or must be ours and 0700; a stale socket is
+ * replaced); the socket is 0600. *fd is -1 on failure, which leaves no socket behind. */
+int tdc_keysock_listen(const char *path, int *fd, struct tdc_error *e) TDC_MUST_USE;
+struct tdc_keysock_peer {
+	unsigned uid;	    /* SO_PEERCRED uid the peer must have (0: root) */
+	const char *volume; /* the peer's abstract address must be systemd-cryptsetup's
+			     * "@<hex>/cryptsetup/<volume>"; NULL: any address */
+};
+/* Accepts until a peer passes both checks, sends it the key, closes; refused peers get nothing
+ * (closed) and the wait goes on until deadline (clk's milliseconds). 0 once sent. */
+int tdc_keysock_serve(int fd, const char *path, const struct tdc_keysock_peer *want,
+		      const uint8_t *key, size_t key_len, const struct tdc_agent_clock *clk,
+		      int64_t deadline, const struct tdc_agent_events *ev,
+		      struct tdc_error *e) TDC_MUST_USE;
+/* Closes fd (if >= 0) and removes the socket file. */
+void tdc_keysock_close(int fd, const char *path);
+
 /* ---- the whole agent ---- */
 
 struct tdc_agent_run_opts {
 	bool no_activate; /* validate and check the key, map nothing */
+	/* systemd-cryptsetup maps the root: validate, check the key, then serve it once on this
+	 * socket (crypttab's key file) instead of mapping */
+	const char *serve_socket;
 };
 /* Header check, key, quote, certificate, key fetch, unlock. Returns tdc_agent_exit. */
 int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_opts *o,
