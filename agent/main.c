@@ -72,13 +72,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tdcrypt-agent [--config FILE] [--cmdline FILE] [--no-activate]\n"
-		"                     [--serve-key SOCKET] [--debug]\n"
+		"                     [--serve-key SOCKET | --crypttab SOCKET] [--debug]\n"
 		"  --config FILE   agent config (default " TDC_AGENT_DEFAULT_CONFIG ")\n"
 		"  --cmdline FILE  kernel command line for tdcrypt.* overrides "
 		"(default " TDC_AGENT_DEFAULT_CMDLINE ")\n"
 		"  --no-activate   check the header and the key, map nothing\n"
 		"  --serve-key SOCKET  check the header and the key, then serve the key once to\n"
 		"                  systemd-cryptsetup (crypttab key file SOCKET), map nothing\n"
+		"  --crypttab SOCKET  print the volume's crypttab line with key file SOCKET, exit\n"
 		"exit codes: 0 ok, 2 config, 3 no quote, 4 no network, 5 denied, 6 bad broker,\n"
 		"            7 bad LUKS header, 8 unlock failed, 9 internal\n");
 }
@@ -109,7 +110,7 @@ static int read_cmdline(const char *path, struct tdc_agent_config *c, bool expli
 
 int main(int argc, char **argv)
 {
-	const char *config = TDC_AGENT_DEFAULT_CONFIG, *cmdline = NULL;
+	const char *config = TDC_AGENT_DEFAULT_CONFIG, *cmdline = NULL, *crypttab = NULL;
 	struct tdc_agent_run_opts ro = {0};
 	struct tdc_agent_config c;
 	struct tdc_error e = {0};
@@ -128,6 +129,8 @@ int main(int argc, char **argv)
 			config = argv[++i];
 		} else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
 			cmdline = argv[++i];
+		} else if (!strcmp(argv[i], "--crypttab") && i + 1 < argc) {
+			crypttab = argv[++i];
 		} else if (!strcmp(argv[i], "--serve-key") && i + 1 < argc) {
 			ro.serve_socket = argv[++i];
 		} else if (!strcmp(argv[i], "--no-activate")) {
@@ -149,6 +152,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tdcrypt-agent: config: %s: %s\n", config,
 			tdc_error_format(&e, buf, sizeof(buf)));
 		return TDC_AGENT_EXIT_CONFIG;
+	}
+	if (crypttab) { /* for the initramfs generator: no run */
+		int rc = tdc_keysock_crypttab_line(&c, crypttab, buf, sizeof(buf), &e);
+		if (rc == 0)
+			fputs(buf, stdout);
+		else
+			fprintf(stderr, "tdcrypt-agent: config: %s\n",
+				tdc_error_format(&e, buf, sizeof(buf)));
+		tdc_agent_config_free(&c);
+		return rc == 0 ? 0 : TDC_AGENT_EXIT_CONFIG;
 	}
 	if (read_cmdline(cmdline ? cmdline : TDC_AGENT_DEFAULT_CMDLINE, &c, cmdline != NULL) < 0) {
 		tdc_agent_config_free(&c);

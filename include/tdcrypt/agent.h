@@ -346,6 +346,11 @@ struct crypt_device;
  */
 int tdc_luks_validate(const char *device, const uint8_t expected[32], int keyslot,
 		      struct crypt_device **cd, struct tdc_error *e) TDC_MUST_USE;
+/* For systemd-cryptsetup's header=: copies [0, data_offset) of device into a new file path
+ * (0600), after checking again that the SHA-256 of [0, 2 * hdr_size) is expected, so that the
+ * metadata it loads are the checked bytes and not a second read of the host's disk. */
+int tdc_luks_header_copy(const char *device, const uint8_t expected[32], uint64_t data_offset,
+			 const char *path, struct tdc_error *e) TDC_MUST_USE;
 /* crypt_activate_by_passphrase(cd, name, keyslot, key); name NULL only checks
  * the key. Wrong key: TDC_E_SIGNATURE. */
 int tdc_luks_activate(struct crypt_device *cd, const char *name, int keyslot, const uint8_t *key,
@@ -369,6 +374,15 @@ int tdc_keysock_serve(int fd, const char *path, const struct tdc_keysock_peer *w
 		      struct tdc_error *e) TDC_MUST_USE;
 /* Closes fd (if >= 0) and removes the socket file. */
 void tdc_keysock_close(int fd, const char *path);
+struct tdc_agent_config;
+/* The checked header's copy next to the socket: "<socket's directory>/<volume>.header". */
+int tdc_keysock_header_path(const char *sock, const char *volume, char *buf, size_t cap,
+			    struct tdc_error *e) TDC_MUST_USE;
+/* The initramfs's /etc/crypttab line for c's volume with sock as its key file and the header
+ * copy (tdc_keysock_header_path) as header= (headless, one try, c's keyslot),
+ * newline-terminated. TDC_E_FORMAT if a field is not one plain word. */
+int tdc_keysock_crypttab_line(const struct tdc_agent_config *c, const char *sock, char *buf,
+			      size_t cap, struct tdc_error *e) TDC_MUST_USE;
 
 /* ---- the whole agent ---- */
 

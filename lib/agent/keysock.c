@@ -166,3 +166,52 @@ void tdc_keysock_close(int fd, const char *path)
 	if (path)
 		(void)unlink(path);
 }
+
+/* A crypttab field must be one word that systemd's parser takes as is. */
+static bool crypttab_word(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == '#' || *s == ',' || *s == '\\' || *s == '"' ||
+		    *s == '\'' || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
+int tdc_keysock_header_path(const char *sock, const char *volume, char *buf, size_t cap,
+			    struct tdc_error *e)
+{
+	const char *slash = sock ? strrchr(sock, '/') : NULL;
+	int n;
+
+	if (!slash || slash == sock || !volume || !*volume || strchr(volume, '/'))
+		return TDC_FAIL(e, TDC_E_USAGE, "key socket: need /DIR/NAME and a volume name");
+	n = snprintf(buf, cap, "%.*s/%s.header", (int)(slash - sock), sock, volume);
+	if (n < 0 || (size_t)n >= cap)
+		return TDC_FAIL(e, TDC_E_LIMIT, "key socket: header path too long");
+	return 0;
+}
+
+int tdc_keysock_crypttab_line(const struct tdc_agent_config *c, const char *sock, char *buf,
+			      size_t cap, struct tdc_error *e)
+{
+	char slot[24] = "", hdr[128];
+	int n;
+
+	if (!crypttab_word(c->luks_name) || !crypttab_word(c->luks_device) ||
+	    !crypttab_word(sock) || sock[0] != '/')
+		return TDC_FAIL(e, TDC_E_FORMAT,
+				"crypttab: volume, device and socket must be plain words");
+	TDC_GUARD(tdc_keysock_header_path(sock, c->luks_name, hdr, sizeof(hdr), e));
+	if (c->keyslot >= 0)
+		snprintf(slot, sizeof(slot), ",key-slot=%d", c->keyslot);
+	/* header=: the copy of the checked header; headless: never ask for a passphrase on a
+	 * console nobody watches; tries=1: the socket answers once, a second read could only
+	 * fail */
+	n = snprintf(buf, cap, "%s %s %s luks,header=%s,headless=true,tries=1%s\n", c->luks_name,
+		     c->luks_device, sock, hdr, slot);
+	if (n < 0 || (size_t)n >= cap)
+		return TDC_FAIL(e, TDC_E_LIMIT, "crypttab: line too long");
+	return 0;
+}

@@ -209,6 +209,34 @@ static void stale_socket_replaced(void **state)
 	close(c);
 }
 
+/* The initramfs crypttab line: the socket as key file, headless, one try, the keyslot; a field
+ * that is not one plain word would change the line's meaning and is refused. */
+static void crypttab_line(void **state)
+{
+	struct tdc_agent_config c = {0};
+	struct tdc_error e = {0};
+	char buf[256];
+	(void)state;
+	c.luks_name = "root";
+	c.luks_device = "/dev/disk/by-uuid/0f1e";
+	c.keyslot = 0;
+	assert_int_equal(tdc_keysock_crypttab_line(&c, "/run/tdcrypt/key.sock", buf, sizeof(buf), &e), 0);
+	assert_string_equal(buf, "root /dev/disk/by-uuid/0f1e /run/tdcrypt/key.sock "
+				 "luks,header=/run/tdcrypt/root.header,headless=true,tries=1,key-slot=0\n");
+	c.keyslot = -1;
+	assert_int_equal(tdc_keysock_crypttab_line(&c, "/run/tdcrypt/key.sock", buf, sizeof(buf), &e), 0);
+	assert_string_equal(buf, "root /dev/disk/by-uuid/0f1e /run/tdcrypt/key.sock "
+				 "luks,header=/run/tdcrypt/root.header,headless=true,tries=1\n");
+	c.luks_device = "/dev/vda2 none";
+	assert_true(tdc_keysock_crypttab_line(&c, "/run/tdcrypt/key.sock", buf, sizeof(buf), &e) < 0);
+	c.luks_device = "/dev/vda2";
+	assert_true(tdc_keysock_crypttab_line(&c, "/run/key.sock,x", buf, sizeof(buf), &e) < 0);
+	assert_true(tdc_keysock_crypttab_line(&c, "key.sock", buf, sizeof(buf), &e) < 0);
+	assert_true(tdc_keysock_crypttab_line(&c, "/run/tdcrypt/key.sock", buf, 20, &e) < 0);
+	assert_int_equal(tdc_keysock_header_path("/run/x/k.sock", "vol", buf, sizeof(buf), &e), 0);
+	assert_string_equal(buf, "/run/x/vol.header");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +246,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(nobody_asks_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(shared_directory_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(stale_socket_replaced, setup, teardown),
+	    cmocka_unit_test(crypttab_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
