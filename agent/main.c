@@ -5,6 +5,10 @@
  * the options, prints, and maps the result to the exit code (agent/README.md).
  */
 #include <signal.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +46,40 @@ static void on_mark(void *arg, const char *event)
 		event, (long long)now.tv_sec, now.tv_nsec / 1000, since(&o->start, &now));
 }
 
+/* sd_notify(3)'s READY=1 without libsystemd: one datagram to $NOTIFY_SOCKET (a path, or
+ * "@name" for an abstract address). Nothing to do outside a Type=notify unit. */
+static void on_ready(void *arg)
+{
+	const char *s = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static const char msg[] = "READY=1\nSTATUS=serving the disk key once\n";
+	(void)arg;
+	if (!s || (s[0] != '/' && s[0] != '@') || strlen(s) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, s, strlen(s));
+	if (s[0] == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(s))) < 0)
+		fprintf(stderr, "tdcrypt-agent: cannot notify systemd\n");
+	close(fd);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: tdcrypt-agent [--config FILE] [--cmdline FILE] [--no-activate] [--debug]\n"
+		"usage: tdcrypt-agent [--config FILE] [--cmdline FILE] [--no-activate]\n"
+		"                     [--serve-key SOCKET | --crypttab SOCKET] [--debug]\n"
 		"  --config FILE   agent config (default " TDC_AGENT_DEFAULT_CONFIG ")\n"
 		"  --cmdline FILE  kernel command line for tdcrypt.* overrides "
 		"(default " TDC_AGENT_DEFAULT_CMDLINE ")\n"
 		"  --no-activate   check the header and the key, map nothing\n"
+		"  --serve-key SOCKET  check the header and the key, then serve the key once to\n"
+		"                  systemd-cryptsetup (crypttab key file SOCKET), map nothing\n"
+		"  --crypttab SOCKET  print the volume's crypttab line with key file SOCKET, exit\n"
 		"exit codes: 0 ok, 2 config, 3 no quote, 4 no network, 5 denied, 6 bad broker,\n"
 		"            7 bad LUKS header, 8 unlock failed, 9 internal\n");
 }
@@ -80,12 +110,13 @@ static int read_cmdline(const char *path, struct tdc_agent_config *c, bool expli
 
 int main(int argc, char **argv)
 {
-	const char *config = TDC_AGENT_DEFAULT_CONFIG, *cmdline = NULL;
+	const char *config = TDC_AGENT_DEFAULT_CONFIG, *cmdline = NULL, *crypttab = NULL;
 	struct tdc_agent_run_opts ro = {0};
 	struct tdc_agent_config c;
 	struct tdc_error e = {0};
 	struct out o = {0};
-	struct tdc_agent_events ev = {.log = on_log, .mark = on_mark, .arg = &o};
+	struct tdc_agent_events ev = {.log = on_log, .mark = on_mark, .ready = on_ready,
+				      .arg = &o};
 	char buf[512];
 	bool debug = false;
 
@@ -98,6 +129,10 @@ int main(int argc, char **argv)
 			config = argv[++i];
 		} else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
 			cmdline = argv[++i];
+		} else if (!strcmp(argv[i], "--crypttab") && i + 1 < argc) {
+			crypttab = argv[++i];
+		} else if (!strcmp(argv[i], "--serve-key") && i + 1 < argc) {
+			ro.serve_socket = argv[++i];
 		} else if (!strcmp(argv[i], "--no-activate")) {
 			ro.no_activate = true;
 		} else if (!strcmp(argv[i], "--debug")) {
@@ -117,6 +152,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tdcrypt-agent: config: %s: %s\n", config,
 			tdc_error_format(&e, buf, sizeof(buf)));
 		return TDC_AGENT_EXIT_CONFIG;
+	}
+	if (crypttab) { /* for the initramfs generator: no run */
+		int rc = tdc_keysock_crypttab_line(&c, crypttab, buf, sizeof(buf), &e);
+		if (rc == 0)
+			fputs(buf, stdout);
+		else
+			fprintf(stderr, "tdcrypt-agent: config: %s\n",
+				tdc_error_format(&e, buf, sizeof(buf)));
+		tdc_agent_config_free(&c);
+		return rc == 0 ? 0 : TDC_AGENT_EXIT_CONFIG;
 	}
 	if (read_cmdline(cmdline ? cmdline : TDC_AGENT_DEFAULT_CMDLINE, &c, cmdline != NULL) < 0) {
 		tdc_agent_config_free(&c);

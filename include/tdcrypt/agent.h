@@ -316,6 +316,9 @@ struct tdc_agent_events {
 	 * connect (as a network error). The storm harness binds its agents' sockets to
 	 * several loopback source addresses here; the agent itself sets none. */
 	int (*socket)(void *arg, int fd);
+	/* The key socket listens (the agent tells systemd READY=1, so that systemd-cryptsetup,
+	 * ordered after it, finds the socket). */
+	void (*ready)(void *arg);
 	void *arg;
 };
 
@@ -349,6 +352,11 @@ struct crypt_device;
  */
 int tdc_luks_validate(const char *device, const uint8_t expected[32], int keyslot,
 		      struct crypt_device **cd, struct tdc_error *e) TDC_MUST_USE;
+/* For systemd-cryptsetup's header=: copies [0, data_offset) of device into a new file path
+ * (0600), after checking again that the SHA-256 of [0, 2 * hdr_size) is expected, so that the
+ * metadata it loads are the checked bytes and not a second read of the host's disk. */
+int tdc_luks_header_copy(const char *device, const uint8_t expected[32], uint64_t data_offset,
+			 const char *path, struct tdc_error *e) TDC_MUST_USE;
 /* crypt_activate_by_passphrase(cd, name, keyslot, key); name NULL only checks
  * the key. Wrong key: TDC_E_SIGNATURE. */
 int tdc_luks_activate(struct crypt_device *cd, const char *name, int keyslot, const uint8_t *key,
@@ -379,10 +387,41 @@ int tdc_clevis_header(const char *jwe, size_t len, struct tdc_agent_config *c,
 int tdc_clevis_decrypt(const char *jwe, size_t len, const uint8_t *key, size_t key_len,
 		       struct tdc_secret *pt, struct tdc_error *e) TDC_MUST_USE;
 
+/* ---- the key for systemd-cryptsetup (crypttab key file = AF_UNIX socket) ---- */
+
+/* Listens on path (its directory is created 0700 or must be ours and 0700; a stale socket is
+ * replaced); the socket is 0600. *fd is -1 on failure, which leaves no socket behind. */
+int tdc_keysock_listen(const char *path, int *fd, struct tdc_error *e) TDC_MUST_USE;
+struct tdc_keysock_peer {
+	unsigned uid;	    /* SO_PEERCRED uid the peer must have (0: root) */
+	const char *volume; /* the peer's abstract address must be systemd-cryptsetup's
+			     * "@<hex>/cryptsetup/<volume>"; NULL: any address */
+};
+/* Accepts until a peer passes both checks, sends it the key, closes; refused peers get nothing
+ * (closed) and the wait goes on until deadline (clk's milliseconds). 0 once sent. */
+int tdc_keysock_serve(int fd, const char *path, const struct tdc_keysock_peer *want,
+		      const uint8_t *key, size_t key_len, const struct tdc_agent_clock *clk,
+		      int64_t deadline, const struct tdc_agent_events *ev,
+		      struct tdc_error *e) TDC_MUST_USE;
+/* Closes fd (if >= 0) and removes the socket file. */
+void tdc_keysock_close(int fd, const char *path);
+struct tdc_agent_config;
+/* The checked header's copy next to the socket: "<socket's directory>/<volume>.header". */
+int tdc_keysock_header_path(const char *sock, const char *volume, char *buf, size_t cap,
+			    struct tdc_error *e) TDC_MUST_USE;
+/* The initramfs's /etc/crypttab line for c's volume with sock as its key file and the header
+ * copy (tdc_keysock_header_path) as header= (headless, one try, c's keyslot),
+ * newline-terminated. TDC_E_FORMAT if a field is not one plain word. */
+int tdc_keysock_crypttab_line(const struct tdc_agent_config *c, const char *sock, char *buf,
+			      size_t cap, struct tdc_error *e) TDC_MUST_USE;
+
 /* ---- the whole agent ---- */
 
 struct tdc_agent_run_opts {
 	bool no_activate; /* validate and check the key, map nothing */
+	/* systemd-cryptsetup maps the root: validate, check the key, then serve it once on this
+	 * socket (crypttab's key file) instead of mapping */
+	const char *serve_socket;
 };
 /* The key alone: a fresh RA-TLS key, its quote, the certificate and the fetch from the
  * brokers (tdc_agent_fetch). Returns tdc_agent_exit; on TDC_AGENT_EXIT_OK reply->key is

@@ -369,3 +369,65 @@ int tdc_luks_activate(struct crypt_device *cd, const char *name, int keyslot, co
 				 crypt_msg[0] ? crypt_msg : strerror(-r));
 	return 0;
 }
+
+int tdc_luks_header_copy(const char *device, const uint8_t expected[32], uint64_t data_offset,
+			 const char *path, struct tdc_error *e)
+{
+	uint8_t *hdr = NULL, digest[32], *chunk = NULL;
+	size_t hs;
+	unsigned int dn;
+	int in = -1, out = -1, rc;
+
+	TDC_GUARD(read_header(device, &hdr, &hs, e));
+	if (EVP_Digest(hdr, 2 * hs, digest, &dn, EVP_sha256(), NULL) != 1) {
+		rc = TDC_FAIL_OSSL(e, TDC_E_CRYPTO, "SHA-256 failed");
+		goto out;
+	}
+	if (!tdc_ct_equal(digest, expected, 32)) {
+		rc = TDC_FAIL(e, TDC_E_BINDING, "LUKS header changed since it was checked");
+		goto out;
+	}
+	if (data_offset < 2 * hs || data_offset > TDC_MAX_LUKS_HEADER_COPY) {
+		rc = TDC_FAILF(e, TDC_E_LIMIT, "LUKS2 data offset out of range", "%llu",
+			       (unsigned long long)data_offset);
+		goto out;
+	}
+	(void)unlink(path);
+	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	in = open(device, O_RDONLY | O_CLOEXEC);
+	chunk = malloc(1u << 20);
+	if (out < 0 || in < 0 || !chunk) {
+		rc = TDC_FAILF(e, TDC_E_IO, "cannot copy the LUKS header", "%s: %s", path,
+			       strerror(errno));
+		goto out;
+	}
+	/* the checked bytes themselves, then the keyslot area (only usable with the key; the
+	 * volume key it yields is checked against the header's digest by libcryptsetup) */
+	uint64_t off = 2 * hs;
+	bool ok = write(out, hdr, 2 * hs) == (ssize_t)(2 * hs);
+	while (ok && off < data_offset) {
+		size_t n = data_offset - off > (1u << 20) ? (1u << 20) : (size_t)(data_offset - off);
+		if ((rc = read_at(in, chunk, n, (off_t)off, device, e)) < 0)
+			goto out;
+		ok = write(out, chunk, n) == (ssize_t)n;
+		off += n;
+	}
+	if (!ok || close(out) != 0) {
+		out = -1;
+		rc = TDC_FAILF(e, TDC_E_IO, "cannot write the LUKS header copy", "%s: %s", path,
+			       strerror(errno));
+		goto out;
+	}
+	out = -1;
+	rc = 0;
+out:
+	if (out >= 0)
+		close(out);
+	if (rc < 0)
+		(void)unlink(path);
+	if (in >= 0)
+		close(in);
+	free(chunk);
+	free(hdr);
+	return rc;
+}

@@ -21,6 +21,8 @@
 #include "tdcrypt/ratls.h"
 
 #define DEVICE_POLL_MS 100
+/* systemd-cryptsetup connects as soon as we are ready; this only bounds a stuck boot */
+#define SERVE_WINDOW_MS 120000
 
 static const char *const exit_names[] = {
     [TDC_AGENT_EXIT_OK] = "ok",
@@ -98,6 +100,39 @@ static void wait_device(const char *dev, const struct tdc_agent_clock *clk, int6
 		said = true;
 		clk->sleep_ms(clk->arg, DEVICE_POLL_MS);
 	}
+}
+
+/* The checked key to systemd-cryptsetup for the volume c->luks_name, once; the socket is
+ * gone when this returns. */
+static int serve(const struct tdc_agent_config *c, struct crypt_device *cd, const char *path,
+		 const struct tdc_agent_reply *reply, const struct tdc_agent_clock *clk,
+		 int64_t deadline, const struct tdc_agent_events *ev)
+{
+	const struct tdc_keysock_peer want = { .uid = 0, .volume = c->luks_name };
+	struct tdc_error e = {0};
+	char hdr[128];
+	int fd;
+
+	/* systemd-cryptsetup loads the metadata from this copy (crypttab header=), not from a
+	 * second read of the host's disk */
+	if (tdc_keysock_header_path(path, c->luks_name, hdr, sizeof(hdr), &e) < 0 ||
+	    tdc_keysock_listen(path, &fd, &e) < 0)
+		return fail(ev, TDC_AGENT_EXIT_INTERNAL, "key socket", &e);
+	if (tdc_luks_header_copy(c->luks_device, c->header_sha256,
+				 crypt_get_data_offset(cd) * 512u, hdr, &e) < 0) {
+		tdc_keysock_close(fd, path);
+		return fail(ev, TDC_AGENT_EXIT_BAD_HEADER, c->luks_device, &e);
+	}
+	if (ev && ev->ready)
+		ev->ready(ev->arg);
+	tdc_agent_say(ev, 1, "serving the key for %s on %s", c->luks_name, path);
+	int r = tdc_keysock_serve(fd, path, &want, reply->key.data, reply->key.len, clk, deadline,
+				  ev, &e);
+	tdc_keysock_close(fd, path);
+	if (r < 0)
+		return fail(ev, TDC_AGENT_EXIT_UNLOCK, "key socket", &e);
+	mark(ev, "served");
+	return TDC_AGENT_EXIT_OK;
 }
 
 int tdc_agent_get_key(const struct tdc_agent_config *c, const struct tdc_agent_clock *clk,
@@ -199,9 +234,15 @@ int tdc_agent_run(const struct tdc_agent_config *c, const struct tdc_agent_run_o
 	if ((code = tdc_agent_get_key(c, clk, ev, &reply)) != TDC_AGENT_EXIT_OK)
 		goto out;
 
-	if (tdc_luks_activate(cd, o && o->no_activate ? NULL : c->luks_name, c->keyslot,
+	bool map = !(o && (o->no_activate || o->serve_socket));
+	if (tdc_luks_activate(cd, map ? c->luks_name : NULL, c->keyslot,
 			      reply.key.data, reply.key.len, &e) < 0) {
 		code = fail(ev, TDC_AGENT_EXIT_UNLOCK, c->luks_device, &e);
+		goto out;
+	}
+	if (o && o->serve_socket && !o->no_activate) {
+		code = serve(c, cd, o->serve_socket, &reply, clk, clk->now_ms(clk->arg) + SERVE_WINDOW_MS,
+			     ev);
 		goto out;
 	}
 	mark(ev, "mapped");

@@ -40,6 +40,8 @@ struct build {
 	uint64_t root_off, root_len;
 	struct tdc_image_fs_info fs;
 	struct tdc_os_release osr;
+	bool dracut; /* the guest's initramfs generator is dracut (RHEL family, or a Debian
+		      * without initramfs-tools), else initramfs-tools */
 	struct tdc_image_luks lk;
 	uint8_t root_new_uuid[16];
 	char boot_uuid[37], root_uuid[37];

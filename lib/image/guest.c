@@ -720,7 +720,7 @@ static int install_integration(struct build *b, int root, struct tdc_error *e)
 	char src[PATH_MAX];
 	const char *gd = b->o->guest_dir;
 
-	if (b->osr.family == TDC_FAMILY_DEBIAN) {
+	if (!b->dracut) {
 		snprintf(src, sizeof(src), "%s/initramfs-tools/hooks/tdcrypt", gd);
 		TDC_GUARD(copy_host_file(root, src, "/etc/initramfs-tools/hooks/tdcrypt", 0755,
 					 MAX_GUEST_TEXT, e));
@@ -730,13 +730,15 @@ static int install_integration(struct build *b, int root, struct tdc_error *e)
 					 MAX_GUEST_TEXT, e));
 		return 0;
 	}
-	static const char *const files[] = { "module-setup.sh", "tdcrypt-unlock.sh", NULL };
+	static const char *const files[] = { "module-setup.sh", "tdcrypt-unlock.sh",
+					      "tdcrypt-agent.service", NULL };
 	char dst[PATH_MAX];
 
 	for (size_t i = 0; files[i]; i++) {
 		snprintf(src, sizeof(src), "%s/dracut/90tdcrypt/%s", gd, files[i]);
 		snprintf(dst, sizeof(dst), "/usr/lib/dracut/modules.d/90tdcrypt/%s", files[i]);
-		TDC_GUARD(copy_host_file(root, src, dst, 0755, MAX_GUEST_TEXT, e));
+		TDC_GUARD(copy_host_file(root, src, dst, strstr(files[i], ".service") ? 0644 : 0755,
+					 MAX_GUEST_TEXT, e));
 	}
 	static const char conf[] = "# tdcrypt: unlock the root with tdcrypt-agent\n"
 				   "add_dracutmodules+=\" tdcrypt \"\n";
@@ -768,10 +770,11 @@ static int check_agent_libs(struct build *b, struct tdc_error *e)
 
 static int regenerate_initramfs(struct build *b, int root, struct tdc_error *e)
 {
-	bool deb = b->osr.family == TDC_FAMILY_DEBIAN;
+	bool deb = !b->dracut;
 	const char *argv_deb[] = { "update-initramfs", "-u", "-k", "all", NULL };
 	const char *argv_rhel[] = { "dracut", "-f", "--regenerate-all", NULL };
-	const char *prefix = deb ? "initrd.img-" : "initramfs-";
+	/* Debian's dracut keeps Debian's file names */
+	const char *prefix = b->osr.family == TDC_FAMILY_DEBIAN ? "initrd.img-" : "initramfs-";
 	struct dirent *de;
 	DIR *d;
 	int fd, r = 0;
@@ -866,10 +869,15 @@ int tdc_build_guest(struct build *b, struct tdc_error *e)
 			goto out;
 		keep = b->n_mounts;
 	}
-	if (!gr_exists(root, deb ? "/usr/sbin/update-initramfs" : "/usr/bin/dracut") &&
-	    !gr_exists(root, deb ? "/sbin/update-initramfs" : "/usr/sbin/dracut")) {
+	/* Debian and Ubuntu use initramfs-tools unless dracut replaced it (they conflict) */
+	bool itools = gr_exists(root, "/usr/sbin/update-initramfs") ||
+		      gr_exists(root, "/sbin/update-initramfs");
+	bool dracut = gr_exists(root, "/usr/bin/dracut") || gr_exists(root, "/usr/sbin/dracut");
+
+	b->dracut = deb ? !itools && dracut : dracut;
+	if (deb ? !itools && !dracut : !dracut) {
 		r = TDC_FAILF(e, TDC_E_UNSUPPORTED, "the guest lacks its initramfs generator", "%s",
-			      deb ? "initramfs-tools" : "dracut");
+			      deb ? "initramfs-tools or dracut" : "dracut");
 		goto out;
 	}
 	if ((r = bind_pseudo(b, e)) < 0)

@@ -62,6 +62,8 @@
 #define TDC_MAX_QGS_MESSAGE (TDC_MAX_QUOTE_SIZE + 1024u)
 #define TDC_MAX_TSM_ATTR 64
 #define TDC_MAX_LUKS_HDR_SIZE (4u * 1024u * 1024u)
+/* headers + keyslot area copied for systemd-cryptsetup's header= (LUKS2 default: 16 MiB) */
+#define TDC_MAX_LUKS_HEADER_COPY (256u * 1024u * 1024u)
 /* Key broker: HTTP request line, header block, header fields, body; secret ID,
  * agent name, released secret; requests per connection; client certificate list;
  * admin socket line; a PCCS response body; the config file. */

@@ -180,6 +180,40 @@ static void test_digest_mismatch(void **state)
 	assert_int_equal(validate(path, before, &cd, &e), TDC_E_BINDING);
 }
 
+/* The copy for systemd-cryptsetup's header= is the checked bytes plus the keyslot area, and
+ * libcryptsetup unlocks through it with the key; a header changed since the check is refused
+ * and leaves no file. */
+static void test_header_copy(void **state)
+{
+	char path[512], copy[600];
+	struct crypt_device *cd;
+	struct tdc_error e = {0};
+	struct fx f = {0};
+	uint8_t d[32];
+	(void)state;
+	make("copy", &f, path, sizeof(path));
+	snprintf(copy, sizeof(copy), "%s/root.header", tmpdir);
+	assert_int_equal(tdc_luks_header_digest(path, d, NULL), 0);
+	assert_int_equal(tdc_luks_header_copy(path, d, 2u << 20, copy, &e), 0);
+	/* byte for byte [0, 2 MiB) of the device */
+	char cmd[3000];
+	snprintf(cmd, sizeof(cmd), "cmp -s -n 2097152 '%s' '%s' && test $(stat -c %%s '%s') = 2097152"
+		 " && test $(stat -c %%a '%s') = 600", path, copy, copy, copy);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(crypt_init_data_device(&cd, copy, path), 0);
+	assert_int_equal(crypt_load(cd, CRYPT_LUKS2, NULL), 0);
+	assert_true(crypt_activate_by_passphrase(cd, NULL, 0, (const char *)pass, sizeof(pass), 0) >= 0);
+	crypt_free(cd);
+	/* changed since the check: refused, no copy */
+	d[0] ^= 1;
+	unlink(copy);
+	assert_int_equal(tdc_luks_header_copy(path, d, 2u << 20, copy, &e), TDC_E_BINDING);
+	assert_int_equal(access(copy, F_OK), -1);
+	d[0] ^= 1;
+	/* an offset inside the binary headers cannot be a data offset */
+	assert_int_equal(tdc_luks_header_copy(path, d, 4096, copy, &e), TDC_E_LIMIT);
+}
+
 struct bad {
 	const char *name;
 	struct fx f;
@@ -268,6 +302,7 @@ int main(void)
 	    cmocka_unit_test(test_good),
 	    cmocka_unit_test(test_tdcrypt_token_ok),
 	    cmocka_unit_test(test_digest_mismatch),
+	    cmocka_unit_test(test_header_copy),
 	    cmocka_unit_test(test_bad),
 	    cmocka_unit_test(test_not_luks),
 	};

@@ -12,7 +12,10 @@
 # GRUB is built with its tpm module (it measures from its first command, as distribution builds
 # do) and boots with linuxefi, so that the kernel's EFI stub runs and hands Linux the event log.
 #
-# Usage: build-guest.sh [--force] [--no-install]
+# --init dracut: the guest's initramfs generator is dracut (Debian package dracut, systemd in the
+# initramfs, dracut-network for its network modules) instead of initramfs-tools; its own cache key.
+#
+# Usage: build-guest.sh [--force] [--no-install] [--init initramfs-tools|dracut]
 # Env:   TDCRYPT_CACHE (default /var/cache/tdcrypt), TDCRYPT_MIRROR (default: from apt sources),
 #        TDCRYPT_GUEST_SIZE (disk size, default 2G)
 # Prints the path of the qcow2 image on stdout (and only that); progress and timings go to stderr.
@@ -23,6 +26,8 @@ RELEASE=bookworm
 # offline, so the guest must already carry cryptsetup and its initramfs hook (as cloud images do).
 # libssl3/libjson-c5: runtime libraries of the tdcrypt agent.
 PACKAGES="linux-image-amd64,initramfs-tools,systemd-sysv,udev,cryptsetup-initramfs,libssl3,libjson-c5"
+INIT=initramfs-tools
+LATE_PACKAGES=
 HOST_PACKAGES="debootstrap qemu-utils gdisk dosfstools mtools e2fsprogs grub-efi-amd64-bin ovmf qemu-system-x86 swtpm swtpm-tools"
 ESP_MIB=64
 
@@ -34,16 +39,29 @@ for a in "$@"; do
 	case $a in
 	--force) FORCE=1 ;;
 	--no-install) INSTALL=0 ;;
-	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-	*) echo "build-guest.sh: unknown argument $a" >&2; exit 2 ;;
+	--init=*) INIT=${a#--init=} ;;
+	--init) INIT=next ;;
+	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	*) [ "$INIT" = next ] && { INIT=$a; continue; }
+	   echo "build-guest.sh: unknown argument $a" >&2; exit 2 ;;
 	esac
 done
+case $INIT in
+initramfs-tools) ;;
+# dracut conflicts with initramfs-tools, so cryptsetup without its initramfs-tools hook; the
+# kernel comes second (apt in the guest): debootstrap's resolver would take initramfs-tools for
+# the kernel's "initramfs-tools | linux-initramfs-tool".
+# dbus, procps (pgrep), iproute2: dracut's network modules need them in the initramfs.
+dracut) PACKAGES="dracut,dracut-network,dbus,procps,iproute2,systemd-sysv,udev,cryptsetup,libssl3,libjson-c5"
+	LATE_PACKAGES=linux-image-amd64 ;;
+*) echo "build-guest.sh: --init initramfs-tools|dracut, not '$INIT'" >&2; exit 2 ;;
+esac
 
 T0=$(date +%s.%N)
 log() { printf '[build-guest %6.1fs] %s\n' "$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*" >&2; }
 
 SELF=$(readlink -f "$0")
-HASH=$( { cat "$SELF"; echo "$PACKAGES"; echo "$RELEASE"; echo "$SIZE"; } | sha256sum | cut -c1-16)
+HASH=$( { cat "$SELF"; echo "$PACKAGES $LATE_PACKAGES"; echo "$RELEASE"; echo "$SIZE"; } | sha256sum | cut -c1-16)
 OUT="$CACHE/guest-$HASH.qcow2"
 if [ "$FORCE" = 0 ] && [ -s "$OUT" ]; then
 	log "cached: $OUT"
@@ -113,6 +131,25 @@ fi
 log "debootstrap done ($(du -sm "$W/root" | cut -f1) MiB)"
 
 R=$W/root
+if [ "$INIT" = dracut ]; then
+	# The guest's own dracut settings (before its first initramfs): generic (hostonly off, as
+	# Debian ships it: a chroot shows the host's hardware), without what a q35 VM with virtio
+	# cannot use, and a fast gzip: a full generic initramfs (176 MiB) takes minutes to
+	# compress at -9 on a shared machine, at every build and every image encrypt.
+	cat > "$R/etc/dracut.conf.d/10-tdcrypt-e2e.conf" <<-'EOF'
+		omit_dracutmodules+=" drm plymouth btrfs lvm mdraid dmraid multipath nvdimm iscsi nbd nfs cifs fcoe fcoe-uefi "
+		omit_drivers+=" .*wireless.* .*wifi.* iwl.* ath.* rtw.* brcm.* mt76.* "
+		compress="gzip -n -1"
+	EOF
+fi
+if [ -n "$LATE_PACKAGES" ]; then
+	log "apt-get install $LATE_PACKAGES (guest)"
+	echo "deb $MIRROR $RELEASE main" > "$R/etc/apt/sources.list"
+	mount -t proc proc "$R/proc"
+	chroot "$R" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $LATE_PACKAGES" >"$W/apt.log" 2>&1 ||
+		{ tail -n 30 "$W/apt.log" >&2; umount "$R/proc"; exit 1; }
+	umount "$R/proc"
+fi
 KVER=$(basename "$(ls -d "$R"/lib/modules/* | sort -V | tail -n1)")
 [ -f "$R/boot/vmlinuz-$KVER" ] && [ -f "$R/boot/initrd.img-$KVER" ] || {
 	echo "build-guest.sh: kernel or initramfs missing in guest" >&2; exit 1; }

@@ -25,9 +25,17 @@
 #                tdcrypt launch --boot direct) under a policy from `tdcrypt policy from-image
 #                --boot direct`: unlocked, and the log equals that prediction (the kernel as QEMU
 #                patches it, the EFI stub's LoadOptions and initrd events)
-# The four refused boots run in parallel after the happy one; direct runs last.
+#       dracut-happy   the Debian 12 guest with dracut (build-guest.sh --init dracut; systemd
+#                in the initramfs), encrypted and registered as its own secret: tdcrypt-agent.service
+#                checks the header, attests and serves the key once over the crypttab key-file
+#                socket; systemd-cryptsetup maps the root; marker, audit, prediction as for happy
+#       dracut-header  a copy of it with a foreign LUKS2 token: the agent refuses before asking
+#                for the key, the unit's failure powers the guest off
+# The four refused boots run in parallel after the happy one; direct runs next; the dracut
+# guest's boots last, one after the other.
 #
-# Usage: run-e2e.sh [--build DIR] [--keep] [--only happy|cmdline|initrd|kernel|header|direct]...
+# Usage: run-e2e.sh [--build DIR] [--keep]
+#                   [--only happy|cmdline|initrd|kernel|header|direct|dracut-happy|dracut-header]...
 #                   [--timeout SEC]
 #   --build DIR   build directory with cli/tdcrypt, kbs/tdcrypt-kbs, agent/tdcrypt-agent
 #                 (default: $TDCRYPT_BUILD, else <repo>/build)
@@ -53,7 +61,7 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--only) ONLY+=("$2"); shift 2 ;;
 	--timeout) BOOT_TIMEOUT=$2; NEG_TIMEOUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,50p' "$0"; exit 0 ;;
 	*) echo "run-e2e.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -371,13 +379,15 @@ mk_kernel_copy() {
 }
 # (d) a tampered LUKS2 header: a foreign token imported with cryptsetup (checksums stay valid,
 #     so only the agent's pinned header digest and structure rules can catch it)
+#     mk_header_copy [IMAGE ROOT_OFFSET OUT]: of the initramfs-tools image by default
 mk_header_copy() {
-	cp --sparse=always "$ENC" "$W/header.raw" &&
-		dd if="$W/header.raw" of="$W/hdr.img" bs=1M count=16 iflag=skip_bytes skip="$ROOT_OFF" status=none &&
+	local src=${1:-$ENC} off=${2:-$ROOT_OFF} out=${3:-$W/header.raw}
+	cp --sparse=always "$src" "$out" &&
+		dd if="$out" of="$W/hdr.img" bs=1M count=16 iflag=skip_bytes skip="$off" status=none &&
 		echo '{"type":"e2e-foreign","keyslots":[]}' >"$W/token.json" &&
 		cryptsetup token import --batch-mode --json-file "$W/token.json" "$W/hdr.img" >"$W/token.log" 2>&1 &&
 		cryptsetup luksDump "$W/hdr.img" 2>/dev/null | grep -q e2e-foreign &&
-		dd if="$W/hdr.img" of="$W/header.raw" bs=1M oflag=seek_bytes seek="$ROOT_OFF" conv=notrunc status=none
+		dd if="$W/hdr.img" of="$out" bs=1M oflag=seek_bytes seek="$off" conv=notrunc status=none
 }
 NEG=()
 if want cmdline; then
@@ -468,6 +478,74 @@ if want direct; then
 		check direct-no-shell "a prompt appeared" no_shell "$S"
 	else
 		fail direct-policy "$(tail -3 "$W/policy-direct.log" | tr '\n' '|')"
+	fi
+fi
+
+# ---- 8. the dracut guest: systemd-cryptsetup reads the key from the agent's socket ---------------------
+if want dracut-happy || want dracut-header; then
+	t=$(date +%s)
+	if ! DGUEST=$("$HERE/build-guest.sh" --init dracut 2>"$W/build-guest-dracut.log"); then
+		fail dracut-guest-image "build-guest.sh --init dracut failed: $(tail -3 "$W/build-guest-dracut.log" | tr '\n' '|')"
+	elif pass dracut-guest-image "$(basename "$DGUEST"), $(($(date +%s) - t)) s" &&
+		DSECRET=e2e-root-dracut && DENC=$W/dracut.raw &&
+		! /usr/bin/time -f '%e' -o "$W/encrypt-dracut.time" "$TD" image encrypt "$DGUEST" "$DENC" --format raw --secret-id "$DSECRET" \
+			--broker 10.0.2.100:50051 --broker-pin "$PIN" --register-admin-socket "$W/kbs.sock" \
+			--sim-dir "$W/sim" --agent "$AGENT" --guest-dir "$ROOT/guest" --timeout 60 --json \
+			--emit-policy "$W/policy-dracut.json" >"$W/encrypt-dracut.json" 2>"$W/encrypt-dracut.log"; then
+		fail dracut-image-encrypt "$(tail -5 "$W/encrypt-dracut.log" | tr '\n' '|')"
+	elif ! "$TD" policy set "$DSECRET" "$W/policy-dracut.json" >"$W/policy-dracut.log" 2>&1; then
+		fail dracut-policy "$(tail -3 "$W/policy-dracut.log" | tr '\n' '|')"
+	else
+		pass dracut-image-encrypt "$(cat "$W/encrypt-dracut.time") s, $(du -m "$DENC" | cut -f1) MiB allocated"
+		DROOT_OFF=$(json "$W/encrypt-dracut.json" partitions.root.offset)
+		if want dracut-happy; then
+			log "boot: dracut-happy (timeout ${BOOT_TIMEOUT}s)"
+			SECRET=$DSECRET audit_snap pre-dracut
+			BOOT_POLICY=$W/policy-dracut.json boot dracut-happy "$DENC" "$BOOT_TIMEOUT"
+			SECRET=$DSECRET audit_snap post-dracut
+			S=$W/dracut-happy.serial
+			if [ "$(res dracut-happy marker)" != - ] && grep -qa 'TDCRYPT-GUEST-UP root=/dev/mapper/' "$S"; then
+				pass dracut-happy-unlocked "after $(res dracut-happy marker) s: $(grep -a -m1 -o 'TDCRYPT-GUEST-UP.*' "$S" | tr -d '\r')"
+			else
+				fail dracut-happy-unlocked "no marker ($(res dracut-happy exit)); last serial lines: $(tail_serial "$S")"
+			fi
+			check dracut-happy-key-served "the agent did not serve the key over the socket: $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')" \
+				grep -qa 'tdcrypt-agent: key sent once to pid [0-9]* over /run/tdcrypt/key.sock' "$S"
+			check dracut-happy-agent-did-not-map "the agent mapped the root itself" sh -c "! grep -qa 'tdcrypt-agent: .* unlocked as' '$S'"
+			check dracut-happy-systemd-cryptsetup "systemd-cryptsetup did not map the root: $(grep -a 'ryptsetup' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')" \
+				sh -c "tr -d '\\r' <'$S' | sed 's/\x1b\[[0-9;]*m//g' | grep -qaE 'Finished .*ography Setup for'"
+			check dracut-happy-poweroff "the guest did not power off by itself ($(res dracut-happy exit))" test "$(res dracut-happy exit)" = poweroff
+			check dracut-happy-no-shell "a prompt appeared" no_shell "$S"
+			SECRET=$DSECRET audit_new pre-dracut post-dracut >"$W/audit-dracut.txt"
+			check dracut-happy-audit-released "no 'released' audit record with a replayed event log: $(cut -c1-200 "$W/audit-dracut.txt" | tr '\n' '|')" \
+				grep -q '^released.*event log replayed' "$W/audit-dracut.txt"
+			if measured_as_predicted dracut-happy "$DENC"; then
+				pass dracut-happy-measured-as-predicted "$(tr '\n' ' ' <"$W/dracut-happy.compare")"
+			else
+				fail dracut-happy-measured-as-predicted "$(tr '\n' '|' <"$W/dracut-happy.compare" 2>/dev/null)"
+			fi
+		fi
+		if want dracut-header; then
+			if mk_header_copy "$DENC" "$DROOT_OFF" "$W/dracut-header.raw"; then
+				log "boot: dracut-header (timeout ${NEG_TIMEOUT}s)"
+				SECRET=$DSECRET audit_snap pre-dracut-header
+				BOOT_POLICY=$W/policy-dracut.json boot dracut-header "$W/dracut-header.raw" "$NEG_TIMEOUT"
+				SECRET=$DSECRET audit_snap post-dracut-header
+				audit_new pre-dracut-header post-dracut-header >"$W/audit-dracut-header.txt"
+				S=$W/dracut-header.serial
+				check dracut-header-no-marker "the guest reached userspace" test "$(res dracut-header marker)" = -
+				check dracut-header-agent-refused "the agent did not report bad-header: $(grep -a 'tdcrypt' "$S" | tail -3 | tr -d '\r' | tr '\n' '|')" \
+					grep -qa 'tdcrypt-agent: bad-header' "$S"
+				check dracut-header-no-quote "the agent went on to quote or connect" sh -c "! grep -qaE 'event=(quote|connected)' '$S'"
+				check dracut-header-no-key-request "unexpected audit records: $(cut -c1-300 "$W/audit-dracut-header.txt" | tr '\n' '|')" \
+					test ! -s "$W/audit-dracut-header.txt"
+				check dracut-header-no-systemd-cryptsetup "systemd-cryptsetup ran" sh -c "! sed 's/\x1b\[[0-9;]*m//g' '$S' | grep -qaE 'Starting .*ography Setup for'"
+				check dracut-header-poweroff "the guest did not power off by itself ($(res dracut-header exit))" test "$(res dracut-header exit)" = poweroff
+				check dracut-header-no-shell "a prompt appeared" no_shell "$S"
+			else
+				fail dracut-header-setup "cannot add a token: $(tail -2 "$W/token.log" 2>/dev/null)"
+			fi
+		fi
 	fi
 fi
 
