@@ -204,12 +204,13 @@ struct pipeline {
 	int werr;                    /* first write error (-errno), stops the encryptor */
 	int fd;
 	int direct;                  /* fd is O_DIRECT: no page cache, so no writeback to pace */
+	int fd_buffered;             /* the same file without O_DIRECT */
 };
 
 static void *writer_main(void *arg)
 {
 	struct pipeline *p = arg;
-	struct wb w = { .fd = p->fd };
+	struct wb w = { .fd = p->fd_buffered };
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -221,6 +222,13 @@ static void *writer_main(void *arg)
 			break; /* done and drained */
 		pthread_mutex_unlock(&p->mu);
 		int r = p->werr ? 0 : tdc_pwrite_full(p->fd, sl->buf, sl->len, sl->at);
+
+		if (r == -EINVAL && p->direct) {
+			/* a filesystem that opens O_DIRECT but refuses the write: go buffered */
+			p->direct = 0;
+			p->fd = p->fd_buffered;
+			r = tdc_pwrite_full(p->fd, sl->buf, sl->len, sl->at);
+		}
 
 		if (r == 0 && !p->werr && !p->direct)
 			wb_note(&w, sl->at, sl->len, 0);
@@ -324,7 +332,8 @@ static int encrypt_blocks(const struct tdc_image_fill_opts *o, ext2_filsys fs, i
 			  int out, int out_direct, struct tdc_xts *x, uint64_t *used,
 			  struct tdc_error *e)
 {
-	struct pipeline p = { .fd = out_direct >= 0 ? out_direct : out, .direct = out_direct >= 0 };
+	struct pipeline p = { .fd = out_direct >= 0 ? out_direct : out, .direct = out_direct >= 0,
+			      .fd_buffered = out };
 	size_t run = (size_t)RUN_BLOCKS * TDC_XTS_SECTOR;
 	pthread_t t;
 	int r = 0, w;

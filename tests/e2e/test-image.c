@@ -483,6 +483,54 @@ static void test_encrypt_pipeline(void **state)
 	check_output(f, 0, &r);
 }
 
+/* The buffered writer (an output offset O_DIRECT cannot take: 512) writes the same ciphertext as
+ * the O_DIRECT one, from the same header. */
+static void test_encrypt_buffered(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_fs_info info;
+	struct tdc_image_luks luks;
+	uint8_t vk1[32], vk2[32];
+	uint64_t u1 = 0, u2 = 0;
+	char other[160];
+
+	if (!have_e2fsprogs())
+		skip();
+	make_big_fs(f);
+	assert_int_equal(tdc_image_ext4_check(f->src, 0, &info, NULL), 0);
+	assert_int_equal(tdc_image_luks_create(f->out, info.blocks * 4096, f->secret,
+					       sizeof(f->secret), NULL, &luks, NULL), 0);
+	snprintf(other, sizeof(other), "%s/other.img", f->dir);
+	struct tdc_image_fill_opts fo = {
+		.header = f->out, .secret = f->secret, .secret_len = sizeof(f->secret),
+		.src = f->src, .dst = f->out,
+	};
+	assert_int_equal(tdc_image_luks_fill(&fo, &u1, vk1, NULL), 0);
+	write_file(other, "", 0);
+	assert_int_equal(truncate(other, (off_t)(512 + luks.size)), 0);
+	fo.dst = other;
+	fo.dst_offset = 512;
+	assert_int_equal(tdc_image_luks_fill(&fo, &u2, vk2, NULL), 0);
+	assert_int_equal(u1, u2);
+	assert_memory_equal(vk1, vk2, 32);
+
+	int a = open(f->out, O_RDONLY), b = open(other, O_RDONLY);
+	uint8_t *x = malloc(1 << 20), *y = malloc(1 << 20);
+
+	assert_true(a >= 0 && b >= 0 && x && y);
+	for (uint64_t off = TDC_IMAGE_DATA_OFFSET; off < luks.size; off += 1 << 20) {
+		size_t n = luks.size - off < (1 << 20) ? (size_t)(luks.size - off) : (1 << 20);
+
+		assert_int_equal(pread(a, x, n, (off_t)off), (ssize_t)n);
+		assert_int_equal(pread(b, y, n, (off_t)(off + 512)), (ssize_t)n);
+		assert_memory_equal(x, y, n);
+	}
+	free(x);
+	free(y);
+	close(a);
+	close(b);
+}
+
 static int stop_after(uint64_t done, uint64_t total, void *arg)
 {
 	(void)total;
@@ -548,6 +596,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_encrypt_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encrypt_pipeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encrypt_pipeline_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_encrypt_buffered, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
