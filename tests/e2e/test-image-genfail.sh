@@ -23,6 +23,7 @@ qemu-img convert -f qcow2 -O raw "$GUEST" "$W/in.raw" || { echo "FAIL genfail: c
 start=$(sgdisk -i 2 "$W/in.raw" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
 size=$(sgdisk -i 2 "$W/in.raw" | sed -n 's/^Partition size: \([0-9]*\).*/\1/p')
 dd if="$W/in.raw" of="$W/root.img" bs=512 skip="$start" count="$size" conv=sparse status=none
+# shellcheck disable=SC2016 # the hook's own $1
 printf '#!/bin/sh\n[ "$1" = prereqs ] && exit 0\necho "tdcrypt test: this generator fails" >&2\nexit 1\n' >"$W/hook"
 debugfs -w -R "write $W/hook /etc/initramfs-tools/hooks/00-tdcrypt-test-fail" "$W/root.img" >/dev/null 2>&1
 for c in "sif /etc/initramfs-tools/hooks/00-tdcrypt-test-fail mode 0100755" \
@@ -46,11 +47,11 @@ fail() { echo "FAIL genfail: $*"; FAILS=$((FAILS + 1)); }
 grep -q "update-initramfs" "$W/out.log" || fail "the error does not name the generator: $(tail -3 "$W/out.log" | tr '\n' '|')"
 [ ! -e "$W/out.raw" ] || fail "OUT exists"
 [ ! -e "$W/key.bin" ] || fail "the key file exists"
-ls "$W" | grep -q '^out.raw.tmp-' && fail "work dir left: $(ls "$W")"
+for d in "$W"/out.raw.tmp-*; do [ -e "$d" ] && fail "work dir left: $d"; done
 [ "$(grep -cF "$W" /proc/self/mountinfo)" = "$mounts_before" ] || fail "mounts left: $(grep -F "$W" /proc/self/mountinfo)"
 losetup -a 2>/dev/null | grep -qF "$W" && fail "loop devices left: $(losetup -a | grep -F "$W")"
 if [ "$FAILS" = 0 ]; then
-	echo "PASS genfail (exit $rc after ${secs} s: $(grep -m1 -i "update-initramfs" "$W/out.log" | cut -c1-160))"
+	echo "PASS genfail (exit $rc after ${secs} s: $(grep -m1 "image encrypt:" "$W/out.log" | cut -c1-200))"
 	exit 0
 fi
 exit 1
