@@ -13,7 +13,12 @@
 # and the builder's peak RSS (/usr/bin/time -v) for the two disk sizes (it must not grow
 # with the image: streaming, goal <= 256 MiB).
 #
+# With --baseline DIR, the tdcrypt of that build tree (e.g. main's) is timed too, in the same
+# alternation, so two versions are compared in one run on a shared machine (ratios, not
+# absolutes). --only-size runs one disk size instead of SIZE and SIZE/2.
+#
 # Usage: bench-image.sh [--size 4G] [--used 1536M] [--reps 3] [--dir /var/tmp] [--build DIR]
+#                       [--baseline DIR] [--only-size]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -22,6 +27,8 @@ USED=1536M
 REPS=3
 DIR=/var/tmp
 BUILD=${TDCRYPT_BUILD:-$ROOT/build}
+BASE=
+ONE=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) SIZE=$2; shift 2 ;;
@@ -29,12 +36,18 @@ while [ $# -gt 0 ]; do
 	--reps) REPS=$2; shift 2 ;;
 	--dir) DIR=$2; shift 2 ;;
 	--build) BUILD=$2; shift 2 ;;
-	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	--baseline) BASE=$2; shift 2 ;;
+	--only-size) ONE=1; shift ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "bench-image: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
 TD=$BUILD/cli/tdcrypt
 [ -x "$TD" ] || { echo "bench-image: no $TD (build first)" >&2; exit 2; }
+if [ -n "$BASE" ]; then
+	TDB=$BASE/cli/tdcrypt
+	[ -x "$TDB" ] || { echo "bench-image: no $TDB" >&2; exit 2; }
+fi
 mib() { case $1 in *G) echo $(( ${1%G} * 1024 )) ;; *M) echo "${1%M}" ;; *) echo "$1" ;; esac; }
 SIZE_MIB=$(mib "$SIZE")
 USED_MIB=$(mib "$USED")
@@ -75,22 +88,24 @@ median() { sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
 
-run_copy() {
+run_copy() { # IN; prints "seconds cpu" (cpu: cp's user + system time; the kernel's writeback
+	# threads are in neither side's count)
 	rm -f "$W/copy.raw"
 	local a; a=$(now)
-	cp --sparse=always "$1" "$W/copy.raw"
+	/usr/bin/time -v -o "$W/ctime.txt" cp --sparse=always "$1" "$W/copy.raw"
 	sync
-	secs "$a" "$(now)"
+	echo "$(secs "$a" "$(now)") $(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$W/ctime.txt")"
 }
-run_encrypt() { # IN; prints "seconds peak_rss_kib stages" (stages: the builder's own split)
+run_encrypt() { # IN [TDCRYPT]; prints "seconds peak_rss_kib stages" (stages: the builder's own split)
 	rm -f "$W/enc.raw" "$W/key.bin"
 	local a; a=$(now)
-	/usr/bin/time -v -o "$W/time.txt" "$TD" image encrypt "$1" "$W/enc.raw" --no-guest \
+	/usr/bin/time -v -o "$W/time.txt" "${2:-$TD}" image encrypt "$1" "$W/enc.raw" --no-guest \
 		--format raw --secret-id bench --key-out "$W/key.bin" --json >"$W/enc.json" 2>"$W/enc.log" ||
 		{ cat "$W/enc.log" >&2; exit 1; }
 	sync
 	local t; t=$(secs "$a" "$(now)")
-	echo "$t $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time.txt") $(python3 -c '
+	local cpu; cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$W/time.txt")
+	echo "$t $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time.txt") cpu=$cpu,$(python3 -c '
 import json, sys
 t = json.load(open(sys.argv[1]))["seconds"]
 print(",".join("%s=%.2f" % (k, v) for k, v in t.items() if k != "total"))' "$W/enc.json")"
@@ -102,18 +117,24 @@ bench_size() { # SIZE_MIB USED_MIB
 	mk_disk "$in" "$1" "$2"
 	local alloc; alloc=$(( $(stat -c %b "$in") * $(stat -c %B "$in") / 1048576 ))
 	cat "$in" >/dev/null # page cache: same state for every run
-	local c=() e=() r=() i t rss st
+	local c=() e=() r=() bl=() i t rss st bst="" bt cc
 	for i in $(seq "$REPS"); do
 		if [ $(( i % 2 )) = 1 ]; then
-			c+=("$(run_copy "$in")"); read -r t rss st < <(run_encrypt "$in"); e+=("$t"); r+=("$rss")
+			read -r t cc < <(run_copy "$in"); c+=("$t"); read -r t rss st < <(run_encrypt "$in"); e+=("$t"); r+=("$rss")
+			[ -z "$BASE" ] || { read -r bt _ bst < <(run_encrypt "$in" "$TDB"); bl+=("$bt"); }
 		else
-			read -r t rss st < <(run_encrypt "$in"); e+=("$t"); r+=("$rss"); c+=("$(run_copy "$in")")
+			[ -z "$BASE" ] || { read -r bt _ bst < <(run_encrypt "$in" "$TDB"); bl+=("$bt"); }
+			read -r t rss st < <(run_encrypt "$in"); e+=("$t"); r+=("$rss"); read -r t cc < <(run_copy "$in"); c+=("$t")
 		fi
-		log "rep $i: copy ${c[-1]} s, encrypt ${e[-1]} s ($st), RSS ${r[-1]} KiB"
+		log "rep $i: copy ${c[-1]} s (cpu=$cc), encrypt ${e[-1]} s ($st), RSS ${r[-1]} KiB${BASE:+, baseline ${bl[-1]} s ($bst)}, load $(cut -d' ' -f1 /proc/loadavg)"
 	done
 	local cm em rm_
 	cm=$(printf '%s\n' "${c[@]}" | median)
 	em=$(printf '%s\n' "${e[@]}" | median)
+	if [ -n "$BASE" ]; then
+		awk -v b="$BASE" -v cm="$cm" -v bm="$(printf '%s\n' "${bl[@]}" | median)" 'BEGIN{
+			printf "baseline %s: encrypt %.2f s, ratio %.2f (median)\n", b, bm, bm / cm }'
+	fi
 	rm_=$(printf '%s\n' "${r[@]}" | sort -n | tail -n1)
 	local out_alloc; out_alloc=$(( $(stat -c %b "$W/enc.raw") * $(stat -c %B "$W/enc.raw") / 1048576 ))
 	awk -v s="$1" -v al="$alloc" -v oa="$out_alloc" -v cm="$cm" -v em="$em" -v rss="$rm_" -v n="$REPS" 'BEGIN{
@@ -125,4 +146,5 @@ bench_size() { # SIZE_MIB USED_MIB
 echo "bench-image: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), dir $DIR"
 bench_size "$SIZE_MIB" "$USED_MIB"
 # the same data on a disk half the size: memory must not depend on the size
-bench_size $(( SIZE_MIB / 2 )) "$USED_MIB"
+[ "$ONE" = 1 ] || bench_size $(( SIZE_MIB / 2 )) "$USED_MIB"
+echo "bench-image: load at the end $(cut -d' ' -f1-3 /proc/loadavg)"

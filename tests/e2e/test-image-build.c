@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -511,6 +513,62 @@ static void test_build_errors(void **state)
 	expect_fail(f, &o, TDC_E_LIMIT, "too small");
 }
 
+/* Rebuilds the root of f's disk from its tree after cmd changed the tree. */
+static void rebuild_root(struct fix *f, const char *cmd)
+{
+	assert_int_equal(sh("set -e; cd %s; %s; PATH=$PATH:/usr/sbin:/sbin mke2fs -q -F -t ext4 "
+			    "-b 4096 -d tree root.img %uM; dd if=root.img of=disk.raw bs=1M seek=%u "
+			    "conv=notrunc,sparse status=none", f->dir, cmd, ROOT_MIB, 1 + ESP_MIB), 0);
+}
+
+/* A full disk at OUT, made with RLIMIT_FSIZE (unprivileged, no tmpfs mount needed): EFBIG past the
+ * limit as ENOSPC on a full disk. With the limit below the input's copy or below the output disk,
+ * sizing the sparse files fails first (a write failing mid-stream in the encrypt pipeline is
+ * test-image's test_encrypt_pipeline_stops). Clear error, nothing left behind. */
+static void test_build_out_full(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+	struct rlimit old, lim;
+	void (*old_sig)(int);
+
+	if (!have_tools())
+		skip();
+	make_disk(f, DEBIAN, true, true);
+	base_opts(f, &o);
+	for (rlim_t mib = 8; mib <= 96; mib += 88) {
+		struct tdc_error e = { 0 };
+		int rc;
+
+		assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+		lim = old;
+		lim.rlim_cur = mib * MIB;
+		old_sig = signal(SIGXFSZ, SIG_IGN);
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+		rc = tdc_image_build(&o, &r, &e);
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+		signal(SIGXFSZ, old_sig);
+		assert_int_equal(rc, TDC_E_IO);
+		assert_non_null(strstr(e.detail, "File too large"));
+		assert_no_output(f);
+	}
+}
+
+/* A root without /boot (nothing to boot from): a clear refusal, no output. */
+static void test_build_no_boot(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+
+	if (!have_tools())
+		skip();
+	make_disk(f, DEBIAN, true, true);
+	rebuild_root(f, "rm -rf tree/boot");
+	base_opts(f, &o);
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "has no /boot directory");
+}
+
 static int refuse_commit(void *arg, const struct tdc_image_build_result *r, struct tdc_error *e)
 {
 	(void)r;
@@ -942,6 +1000,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_build_qcow2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_out_untouched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_out_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_no_boot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_sep_boot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_sep_boot_specs, setup, teardown),
 	};

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -444,6 +446,145 @@ static void test_encrypt_errors(void **state)
 	}
 }
 
+/* An ext4 image of 128 MiB holding 48 MiB of random files: a dozen 4 MiB runs, so every buffer
+ * of the read/encrypt -> write pipeline is reused several times. */
+static void make_big_fs(struct fix *f)
+{
+	char path[160];
+	uint8_t *data = malloc(4 * 1024 * 1024);
+
+	assert_non_null(data);
+	for (int i = 0; i < 12; i++) {
+		assert_int_equal(RAND_bytes(data, 4 * 1024 * 1024), 1);
+		snprintf(path, sizeof(path), "%s/f%02d.bin", f->tree, i);
+		/* odd sizes: runs end inside a block group, not on 4 MiB boundaries */
+		write_file(path, data, 4 * 1024 * 1024 - (size_t)i * 12288);
+	}
+	free(data);
+	assert_int_equal(run("mke2fs", "-F", "-q", "-t", "ext4", "-b", "4096", "-d", f->tree, f->src,
+			     "128M", NULL), 0);
+}
+
+static void test_encrypt_pipeline(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_encrypt_opts o = opts(f);
+	struct tdc_image_encrypt_result r;
+	uint64_t last = 0;
+
+	if (!have_e2fsprogs())
+		skip();
+	make_big_fs(f);
+	o.progress = progress;
+	o.progress_arg = &last;
+	assert_int_equal(tdc_image_encrypt_ext4(&o, &r, NULL), 0);
+	assert_true(r.used_blocks * 4096 > 48ull * 1024 * 1024);
+	assert_int_equal(last, r.used_blocks * 4096);
+	check_output(f, 0, &r);
+}
+
+/* The buffered writer (an output offset O_DIRECT cannot take: 512) writes the same ciphertext as
+ * the O_DIRECT one, from the same header. */
+static void test_encrypt_buffered(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_fs_info info;
+	struct tdc_image_luks luks;
+	uint8_t vk1[32], vk2[32];
+	uint64_t u1 = 0, u2 = 0;
+	char other[160];
+
+	if (!have_e2fsprogs())
+		skip();
+	make_big_fs(f);
+	assert_int_equal(tdc_image_ext4_check(f->src, 0, &info, NULL), 0);
+	assert_int_equal(tdc_image_luks_create(f->out, info.blocks * 4096, f->secret,
+					       sizeof(f->secret), NULL, &luks, NULL), 0);
+	snprintf(other, sizeof(other), "%s/other.img", f->dir);
+	struct tdc_image_fill_opts fo = {
+		.header = f->out, .secret = f->secret, .secret_len = sizeof(f->secret),
+		.src = f->src, .dst = f->out,
+	};
+	assert_int_equal(tdc_image_luks_fill(&fo, &u1, vk1, NULL), 0);
+	write_file(other, "", 0);
+	assert_int_equal(truncate(other, (off_t)(512 + luks.size)), 0);
+	fo.dst = other;
+	fo.dst_offset = 512;
+	assert_int_equal(tdc_image_luks_fill(&fo, &u2, vk2, NULL), 0);
+	assert_int_equal(u1, u2);
+	assert_memory_equal(vk1, vk2, 32);
+
+	int a = open(f->out, O_RDONLY), b = open(other, O_RDONLY);
+	uint8_t *x = malloc(1 << 20), *y = malloc(1 << 20);
+
+	assert_true(a >= 0 && b >= 0 && x && y);
+	for (uint64_t off = TDC_IMAGE_DATA_OFFSET; off < luks.size; off += 1 << 20) {
+		size_t n = luks.size - off < (1 << 20) ? (size_t)(luks.size - off) : (1 << 20);
+
+		assert_int_equal(pread(a, x, n, (off_t)off), (ssize_t)n);
+		assert_int_equal(pread(b, y, n, (off_t)(off + 512)), (ssize_t)n);
+		assert_memory_equal(x, y, n);
+	}
+	free(x);
+	free(y);
+	close(a);
+	close(b);
+}
+
+static int stop_after(uint64_t done, uint64_t total, void *arg)
+{
+	(void)total;
+	return done >= *(uint64_t *)arg;
+}
+
+/* A write that fails in the writer thread (RLIMIT_FSIZE: EFBIG past the limit, as ENOSPC would be
+ * on a full disk) stops the encryption with the write error; a stop from the progress callback
+ * in the middle of the pipeline leaves no output. */
+static void test_encrypt_pipeline_stops(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_encrypt_opts o = opts(f);
+	struct tdc_image_luks luks;
+	struct tdc_image_fs_info info;
+	struct rlimit old, lim;
+	struct tdc_error e;
+	uint64_t used = 0, at = 20ull * 1024 * 1024;
+	uint8_t vks[32];
+	void (*old_sig)(int);
+
+	if (!have_e2fsprogs())
+		skip();
+	make_big_fs(f);
+	assert_int_equal(tdc_image_ext4_check(f->src, 0, &info, NULL), 0);
+	assert_int_equal(tdc_image_luks_create(f->out, info.blocks * 4096, f->secret,
+					       sizeof(f->secret), NULL, &luks, NULL), 0);
+	struct tdc_image_fill_opts fo = {
+		.header = f->out, .secret = f->secret, .secret_len = sizeof(f->secret),
+		.src = f->src, .dst = f->out,
+	};
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = TDC_IMAGE_DATA_OFFSET + 24ull * 1024 * 1024;
+	old_sig = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	tdc_error_clear(&e);
+	int r = tdc_image_luks_fill(&fo, &used, vks, &e);
+
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, old_sig);
+	assert_int_equal(r, TDC_E_IO);
+	assert_string_equal(e.reason, "write failed");
+	assert_non_null(strstr(e.detail, "File too large"));
+	assert_int_equal(unlink(f->out), 0);
+
+	o.progress = stop_after;
+	o.progress_arg = &at;
+	tdc_error_clear(&e);
+	assert_int_equal(tdc_image_encrypt_ext4(&o, &(struct tdc_image_encrypt_result){ 0 }, &e),
+			 TDC_E_CANCELLED);
+	assert_int_equal(access(f->out, F_OK), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +594,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_encrypt_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encrypt_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encrypt_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_encrypt_pipeline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_encrypt_pipeline_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_encrypt_buffered, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
