@@ -29,6 +29,7 @@
 #define PREP_GUEST_PATH "/tdcrypt-prep"
 #define PREP_MEM "2048"
 #define PREP_SMP "2"
+#define PREP_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 /* ---- serial log (guest-controlled) ---- */
 
@@ -472,8 +473,9 @@ static int run_vm(struct prep *p, struct tdc_error *e)
 		 b->work);
 	/* vdc: the new /boot (empty ext4); none with the input's own /boot partition */
 	snprintf(d_boot, sizeof(d_boot), "file=%s,format=raw,if=virtio,cache=unsafe", b->boot_img);
-	const char *argv[] = { "qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max",
-			       "-machine", "q35", "-m", PREP_MEM, "-smp", PREP_SMP, "-nodefaults",
+	/* the guest is hostile input: QEMU's seccomp sandbox (no exec, no privilege changes) */
+	const char *argv[] = { "qemu-system-x86_64", "-sandbox", PREP_SANDBOX, "-accel",
+			       "tcg,thread=multi", "-cpu", "max", "-machine", "q35", "-m", PREP_MEM, "-smp", PREP_SMP, "-nodefaults",
 			       "-display", "none", "-no-reboot", "-serial", serial, "-kernel",
 			       kernel, "-initrd", initrd, "-append", append, "-drive", d_root,
 			       "-drive", d_payload, b->boot_part ? NULL : "-drive", d_boot, NULL };
