@@ -428,6 +428,23 @@ static int write_init(struct prep *p, struct tdc_error *e)
 	return r;
 }
 
+/* After the VM: /tdcrypt-prep out of the root again (the script cannot delete itself and still
+ * leave a cleanly read-only root). */
+static int remove_init(struct prep *p, struct tdc_error *e)
+{
+	struct build *b = p->b;
+	char dev[PATH_MAX + 40];
+	uint16_t mode = 0;
+	const char *argv[] = { "debugfs", "-w", "-R", "rm " PREP_GUEST_PATH, dev, NULL };
+
+	snprintf(dev, sizeof(dev), "%s?offset=%" PRIu64, b->raw, b->root_off);
+	TDC_GUARD(tdc_run("removing the preparation init from the guest", argv, NULL, NULL, e));
+	TDC_GUARD(guest_lookup(p, PREP_GUEST_PATH, &mode, e));
+	if (mode)
+		return TDC_FAIL(e, TDC_E_IO, "debugfs did not remove " PREP_GUEST_PATH);
+	return 0;
+}
+
 static int prep_tick(void *arg)
 {
 	struct prep *p = arg;
@@ -608,7 +625,7 @@ int tdc_build_guest_vm(struct build *b, struct tdc_error *e)
 	}
 	if (!b->boot_part && (r = blank_boot_fs(b, empty, e)) < 0)
 		goto out;
-	if ((r = run_vm(p, e)) < 0)
+	if ((r = run_vm(p, e)) < 0 || (r = remove_init(p, e)) < 0)
 		goto out;
 	if (!b->boot_part) {
 		const char *argv_fsck[] = { "e2fsck", "-f", "-p", b->boot_img, NULL };
