@@ -39,8 +39,12 @@ static const char usage_text[] =
 	"         (--key-out FILE | --register-admin-socket PATH)\n"
 	"         [--agent PATH] [--guest-dir DIR] [--format qcow2|raw] [--boot-size MIB]\n"
 	"         [--luks-name NAME] [--cmdline-extra WORDS] [--timeout SECONDS] [--json]\n"
+	"         [--guest-step auto|chroot|vm] [--prep-timeout SECONDS]\n"
 	"  IN: qcow2 or raw GPT disk (ESP + ext4 root holding /boot; Debian/Ubuntu or RHEL-like).\n"
-	"  OUT: ESP (as is) + clear /boot + LUKS2 root; must not exist. Needs root (mount, chroot).\n"
+	"  OUT: ESP (as is) + clear /boot + LUKS2 root; must not exist.\n"
+	"  The guest's initramfs generator runs in a chroot on this host (root: loop mount, chroot;\n"
+	"  faster) or in a preparation boot of the image under QEMU (no root, no mount; minutes\n"
+	"  without KVM). auto (default): chroot as root, vm otherwise. --prep-timeout: VM limit.\n"
 	"  The random disk key is registered with the broker (secret ID, no policy yet: set one\n"
 	"  with 'tdcrypt policy set') or written to FILE (0600, raw bytes); it is never printed.\n"
 	"  --emit-policy FILE: the release policy OUT will satisfy, predicted from OUT itself\n"
@@ -55,7 +59,8 @@ struct args {
 	const char *emit_policy, *firmware, *boot, *memory;
 	const char *brokers[TDC_IMAGE_MAX_BROKERS], *pins[TDC_IMAGE_MAX_PINS];
 	size_t n_brokers, n_pins;
-	uint32_t boot_mib, timeout_s;
+	uint32_t boot_mib, timeout_s, prep_timeout_s;
+	enum tdc_image_guest_step guest_step;
 	bool json, no_guest;
 };
 
@@ -189,6 +194,22 @@ static int parse_args(int argc, char **argv, struct args *a)
 		else if (!strcmp(s, "--boot-size")) {
 			if (parse_u32(v, 64, 65536, &a->boot_mib) < 0) {
 				fprintf(stderr, "tdcrypt: --boot-size takes 64..65536 (MiB)\n");
+				return -1;
+			}
+		} else if (!strcmp(s, "--guest-step")) {
+			if (!strcmp(v, "auto"))
+				a->guest_step = TDC_GUEST_STEP_AUTO;
+			else if (!strcmp(v, "chroot"))
+				a->guest_step = TDC_GUEST_STEP_CHROOT;
+			else if (!strcmp(v, "vm"))
+				a->guest_step = TDC_GUEST_STEP_VM;
+			else {
+				fprintf(stderr, "tdcrypt: --guest-step takes auto, chroot or vm\n");
+				return -1;
+			}
+		} else if (!strcmp(s, "--prep-timeout")) {
+			if (parse_u32(v, 1, 86400, &a->prep_timeout_s) < 0) {
+				fprintf(stderr, "tdcrypt: --prep-timeout takes 1..86400 (seconds)\n");
 				return -1;
 			}
 		} else if (!strcmp(s, "--timeout")) {
@@ -476,6 +497,8 @@ static void print_json(const struct args *a, const struct run *run,
 			       json_object_new_int64((int64_t)r->root_used_blocks));
 	json_object_object_add(o, "guest_modified", json_object_new_boolean(r->guest_modified));
 	json_object_object_add(o, "initramfs_images", json_object_new_int((int)r->initramfs_count));
+	json_object_object_add(o, "guest_step", r->guest_step[0]
+						? json_object_new_string(r->guest_step) : NULL);
 	json_object_object_add(o, "secret_id",
 			       a->secret_id ? json_object_new_string(a->secret_id) : NULL);
 	json_object_object_add(o, "key", json_object_new_string(a->admin_sock ? "registered"
@@ -601,11 +624,26 @@ int cmd_image_encrypt(int argc, char **argv)
 		.extra_cmdline = a.cmdline_extra,
 		.boot_mib = a.boot_mib,
 		.no_guest = a.no_guest,
+		.guest_step = a.guest_step,
+		.prep_timeout_s = a.prep_timeout_s,
 		.progress = progress,
 		.progress_arg = &r,
 		.commit = commit,
 		.commit_arg = &r,
 	};
+	if (!a.no_guest) {
+		enum tdc_image_guest_step step = tdc_image_guest_step_pick(a.guest_step,
+									   (unsigned)geteuid());
+
+		if (step == TDC_GUEST_STEP_VM)
+			fprintf(stderr, "tdcrypt: image encrypt: guest step in a preparation VM (%s): "
+					"no mount, no chroot; under TCG this takes minutes\n",
+				a.guest_step == TDC_GUEST_STEP_VM ? "--guest-step vm" : "not root");
+		else
+			fprintf(stderr, "tdcrypt: image encrypt: guest step in a chroot on this host "
+					"(%s)\n", a.guest_step == TDC_GUEST_STEP_CHROOT
+						   ? "--guest-step chroot" : "root");
+	}
 	rc = tdc_image_build(&o, &res, &e);
 	stage_end(&r, mono());
 	if (r.key_fd >= 0) {

@@ -22,6 +22,19 @@
 
 struct tdc_image_build_result;
 
+/* Where the guest's initramfs generator runs. */
+enum tdc_image_guest_step {
+	TDC_GUEST_STEP_AUTO = 0,  /* chroot as root (faster), VM otherwise */
+	TDC_GUEST_STEP_CHROOT,    /* loop mount + chroot on the host: needs root */
+	TDC_GUEST_STEP_VM,        /* preparation boot of the image under QEMU: no root */
+};
+/* What AUTO means for this effective user. */
+enum tdc_image_guest_step tdc_image_guest_step_pick(enum tdc_image_guest_step req,
+						    unsigned euid);
+const char *tdc_image_guest_step_name(enum tdc_image_guest_step s);
+/* Default limit on the preparation VM (TCG runs the generator ~26x slower than native). */
+#define TDC_IMAGE_DEFAULT_PREP_TIMEOUT_S 3600u
+
 struct tdc_image_build_opts {
 	const char *in;
 	const char *out;               /* must not exist; created by an atomic rename at the end */
@@ -46,6 +59,8 @@ struct tdc_image_build_opts {
 	 * config, no initramfs; /boot is copied with debugfs rdump (ownership of the caller).
 	 */
 	bool no_guest;
+	enum tdc_image_guest_step guest_step;
+	uint32_t prep_timeout_s;       /* VM step: 0 = TDC_IMAGE_DEFAULT_PREP_TIMEOUT_S */
 	/*
 	 * Called at each stage start (done = total = 0), with byte progress during the long
 	 * stages (convert, encrypt, qcow2: done <= total, total > 0), and as a heartbeat about
@@ -79,6 +94,7 @@ struct tdc_image_build_result {
 	char boot_fs_uuid[37], root_fs_uuid[37];
 	uint8_t header_sha256[32], vk_sha256[32];
 	bool guest_modified;
+	char guest_step[8];            /* "chroot", "vm", or "" (no guest step) */
 	unsigned initramfs_count;      /* initramfs images regenerated and checked */
 	double t_convert, t_inspect, t_guest, t_encrypt, t_assemble, t_output, t_total; /* s */
 };

@@ -56,6 +56,11 @@ struct build {
  * regenerate the initramfs, build boot_img from its /boot and empty /boot (not with boot_part),
  * unmount. */
 int tdc_build_guest(struct build *b, struct tdc_error *e) TDC_MUST_USE;
+/* guest.c: the agent, its config, the integration and the fstab/crypttab/boot config edits,
+ * made in root = a staging tree of the guest (the files the edits read are copied there first);
+ * with kernel_links_found (a /vmlinuz-style link in the guest) kernel-img.conf too. */
+int tdc_build_guest_staged(struct build *b, int root, bool kernel_links_found,
+			   struct tdc_error *e) TDC_MUST_USE;
 /* Unmounts everything b mounted, in reverse order (lazily as a last resort). */
 void tdc_build_unmount_all(struct build *b);
 /* Stage start; TDC_E_CANCELLED if the caller's progress callback asks to stop. */

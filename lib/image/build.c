@@ -23,6 +23,7 @@
 
 #include "image/build-int.h"
 #include "image/xts.h"
+#include "image/prep.h"
 #include "image/proc.h"
 #include "util/rd.h"
 #include "util/util.h"
@@ -761,7 +762,12 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 		if (r == 0 && !b->boot_part)
 			r = boot_from_debugfs(b, e);
 	} else {
-		r = tdc_build_guest(b, e);
+		enum tdc_image_guest_step step = tdc_image_guest_step_pick(o->guest_step,
+									   (unsigned)geteuid());
+
+		snprintf(res->guest_step, sizeof(res->guest_step), "%s",
+			 tdc_image_guest_step_name(step));
+		r = step == TDC_GUEST_STEP_VM ? tdc_build_guest_vm(b, e) : tdc_build_guest(b, e);
 	}
 	if (r < 0 || (r = new_root_uuid(b, e)) < 0)
 		goto out;

@@ -171,3 +171,34 @@ out:
 	ext2fs_close_free(&fs);
 	return r;
 }
+
+int tdc_ext4_lookup(const char *src, uint64_t src_offset, const char *path, uint16_t *mode,
+		    struct tdc_error *e)
+{
+	char io_opts[40];
+	ext2_filsys fs = NULL;
+	struct ext2_inode inode;
+	ext2_ino_t ino;
+	errcode_t err;
+	int r = 0;
+
+	if (!src || !path || !mode)
+		return TDC_FAIL(e, TDC_E_USAGE, "ext4: missing argument");
+	snprintf(io_opts, sizeof(io_opts), "offset=%" PRIu64, src_offset);
+	err = ext2fs_open2(src, src_offset ? io_opts : NULL, EXT2_FLAG_64BITS, 0, 0,
+			   unix_io_manager, &fs);
+	if (err)
+		return TDC_FAILF(e, TDC_E_FORMAT, "not an ext2/3/4 filesystem", "%s",
+				 error_message(err));
+	err = ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, path, &ino);
+	if (err == EXT2_ET_FILE_NOT_FOUND) {
+		r = TDC_FAILF(e, TDC_E_NOT_FOUND, "no such file in the filesystem", "%s", path);
+	} else if (err || (err = ext2fs_read_inode(fs, ino, &inode))) {
+		r = TDC_FAILF(e, TDC_E_FORMAT, "cannot look the file up in the filesystem",
+			      "%s: %s", path, error_message(err));
+	} else {
+		*mode = inode.i_mode;
+	}
+	ext2fs_close_free(&fs);
+	return r;
+}

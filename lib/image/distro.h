@@ -39,3 +39,9 @@ int tdc_os_release_parse(const uint8_t *buf, size_t len, struct tdc_os_release *
  */
 int tdc_ext4_read_file(const char *src, uint64_t src_offset, const char *path, size_t max,
 		       uint8_t **out, size_t *len, struct tdc_error *e) TDC_MUST_USE;
+/*
+ * Looks path up in the ext4 at src + src_offset without following a final symlink (links on
+ * the way are followed inside the fs): *mode gets its inode mode. TDC_E_NOT_FOUND if absent.
+ */
+int tdc_ext4_lookup(const char *src, uint64_t src_offset, const char *path, uint16_t *mode,
+		    struct tdc_error *e) TDC_MUST_USE;

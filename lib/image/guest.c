@@ -2,7 +2,8 @@
 /*
  * Changes made inside the guest root before it is encrypted: the agent and its config, the
  * initramfs integration (guest/), fstab, kernel links and boot config; then the guest's own
- * initramfs generator runs in a chroot. Needs root (loop mount + chroot).
+ * initramfs generator runs in a chroot. Needs root (loop mount + chroot). The same file changes
+ * are made in a staging tree for the preparation VM (prep.c), which needs none of that.
  *
  * The guest image is not trusted to be well-formed: every path inside it is resolved with
  * openat2(RESOLVE_IN_ROOT), so a symlink in the guest cannot make us write outside the mount.
@@ -153,7 +154,9 @@ static int gr_write(int root, const char *path, const void *data, size_t len, mo
 			left -= (size_t)n;
 		}
 	}
-	if (r == 0 && (fchown(fd, 0, 0) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0))
+	/* a staging tree as an ordinary user: the prep VM installs it owned by root */
+	if (r == 0 && ((geteuid() == 0 && fchown(fd, 0, 0) != 0) || fchmod(fd, mode) != 0 ||
+		       fsync(fd) != 0))
 		r = TDC_FAILF(e, TDC_E_IO, "cannot set file mode in the guest", "%s: %s", path,
 			      strerror(errno));
 	close(fd);
@@ -645,6 +648,37 @@ static int edit_boot_configs(struct build *b, int root, struct tdc_error *e)
 	return 0;
 }
 
+/* kernel-img.conf: the links are kept in /boot from now on. */
+static int edit_kernel_img_conf(int root, struct tdc_error *e)
+{
+	uint8_t *in;
+	size_t len;
+	struct sbuf s = { 0 };
+	int r = gr_read(root, "/etc/kernel-img.conf", &in, &len, e);
+
+	if (r < 0)
+		return r;
+	for (const char *p = (const char *)in, *end = p + len; in && p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		size_t n;
+		const char *w = word(p, le, &n);
+
+		if (!((n == 12 && !memcmp(w, "link_in_boot", 12)) ||
+		      (n == 11 && !memcmp(w, "do_symlinks", 11)))) {
+			sb_add(&s, p, (size_t)(le - p));
+			sb_str(&s, "\n");
+		}
+		p = nl ? nl + 1 : end;
+	}
+	sb_str(&s, "# tdcrypt: / is encrypted, kernel links live in the clear /boot\n"
+		   "do_symlinks = yes\nlink_in_boot = yes\n");
+	r = put_text(root, "/etc/kernel-img.conf", &s, 0644, e);
+	free(in);
+	free(s.p);
+	return r;
+}
+
 /* Debian's linux-base keeps /vmlinuz and /initrd.img links in /, which is now encrypted:
  * move them into /boot (link_in_boot) so GRUB finds them and kernel updates maintain them. */
 static int kernel_links(int root, struct tdc_error *e)
@@ -678,33 +712,8 @@ static int kernel_links(int root, struct tdc_error *e)
 		}
 		moved = true;
 	}
-	if (moved) {
-		uint8_t *in;
-		size_t len;
-		struct sbuf s = { 0 };
-
-		r = gr_read(root, "/etc/kernel-img.conf", &in, &len, e);
-		if (r < 0)
-			goto out;
-		for (const char *p = (const char *)in, *end = p + len; in && p < end;) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			const char *le = nl ? nl : end;
-			size_t n;
-			const char *w = word(p, le, &n);
-
-			if (!((n == 12 && !memcmp(w, "link_in_boot", 12)) ||
-			      (n == 11 && !memcmp(w, "do_symlinks", 11)))) {
-				sb_add(&s, p, (size_t)(le - p));
-				sb_str(&s, "\n");
-			}
-			p = nl ? nl + 1 : end;
-		}
-		sb_str(&s, "# tdcrypt: / is encrypted, kernel links live in the clear /boot\n"
-			   "do_symlinks = yes\nlink_in_boot = yes\n");
-		r = put_text(root, "/etc/kernel-img.conf", &s, 0644, e);
-		free(in);
-		free(s.p);
-	}
+	if (moved)
+		r = edit_kernel_img_conf(root, e);
 out:
 	if (rootdir >= 0)
 		close(rootdir);
@@ -824,6 +833,29 @@ static int empty_cb(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path) == 0 ? 0 : -1;
 }
 
+/* The file changes both guest steps make (the agent binary and the kernel links aside). */
+static int guest_files(struct build *b, int root, struct tdc_error *e)
+{
+	TDC_GUARD(write_config(b, root, e));
+	if (b->o->sim_dir)
+		TDC_GUARD(copy_sim_dir(root, b->o->sim_dir, e));
+	TDC_GUARD(install_integration(b, root, e));
+	TDC_GUARD(edit_fstab(b, root, e));
+	TDC_GUARD(note_crypttab(b, root, e));
+	return edit_boot_configs(b, root, e);
+}
+
+int tdc_build_guest_staged(struct build *b, int root, bool kernel_links_found,
+			   struct tdc_error *e)
+{
+	TDC_GUARD(copy_host_file(root, b->o->agent_path, AGENT_GUEST_PATH, 0755, MAX_AGENT_BINARY,
+				 e));
+	TDC_GUARD(guest_files(b, root, e));
+	if (b->osr.family == TDC_FAMILY_DEBIAN && kernel_links_found)
+		TDC_GUARD(edit_kernel_img_conf(root, e));
+	return 0;
+}
+
 int tdc_build_guest(struct build *b, struct tdc_error *e)
 {
 	const struct tdc_image_build_opts *o = b->o;
@@ -885,11 +917,8 @@ int tdc_build_guest(struct build *b, struct tdc_error *e)
 
 	if ((r = tdc_build_stage(b, "guest: agent, config, integration", e)) < 0 ||
 	    (r = copy_host_file(root, o->agent_path, AGENT_GUEST_PATH, 0755, MAX_AGENT_BINARY, e)) < 0 ||
-	    (r = check_agent_libs(b, e)) < 0 || (r = write_config(b, root, e)) < 0 ||
-	    (o->sim_dir && (r = copy_sim_dir(root, o->sim_dir, e)) < 0) ||
-	    (r = install_integration(b, root, e)) < 0 || (r = edit_fstab(b, root, e)) < 0 ||
-	    (r = note_crypttab(b, root, e)) < 0 ||
-	    (deb && (r = kernel_links(root, e)) < 0) || (r = edit_boot_configs(b, root, e)) < 0)
+	    (r = check_agent_libs(b, e)) < 0 || (r = guest_files(b, root, e)) < 0 ||
+	    (deb && (r = kernel_links(root, e)) < 0))
 		goto out;
 	if ((r = regenerate_initramfs(b, root, e)) < 0)
 		goto out;

@@ -36,13 +36,16 @@
 #
 # Usage: run-e2e.sh [--build DIR] [--keep]
 #                   [--only happy|cmdline|initrd|kernel|header|direct|dracut-happy|dracut-header]...
-#                   [--timeout SEC]
+#                   [--timeout SEC] [--root-build]
 #   --build DIR   build directory with cli/tdcrypt, kbs/tdcrypt-kbs, agent/tdcrypt-agent
 #                 (default: $TDCRYPT_BUILD, else <repo>/build)
 #   --keep        keep the work directory (serial logs, broker log) even when all passed
 #   --timeout     per-boot limit in seconds (default 400 for the happy path, 240 for the others)
+#   --root-build  image encrypt as root (chroot guest step) instead of as nobody (preparation VM,
+#                 ~10-15 min under TCG; check image-rootless)
 # Env: TDCRYPT_CACHE (guest image cache, see build-guest.sh), E2E_MEM (MiB, default 1024).
-# Needs root (debootstrap on a cold cache, mount + chroot in image encrypt, root-only admin socket).
+# Needs root (debootstrap on a cold cache, runuser, the root-only admin socket); the image is
+# built as nobody.
 # Ends with one line per check, "PASS name (detail)" / "FAIL name: why", then
 # "N passed, M failed"; exit status 0 only if every check passed.
 set -uo pipefail
@@ -51,6 +54,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${TDCRYPT_BUILD:-$ROOT/build}
 KEEP=0
+ROOT_BUILD=0
 ONLY=()
 BOOT_TIMEOUT=400
 NEG_TIMEOUT=240
@@ -59,9 +63,10 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--build) BUILD=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--root-build) ROOT_BUILD=1; shift ;;
 	--only) ONLY+=("$2"); shift 2 ;;
 	--timeout) BOOT_TIMEOUT=$2; NEG_TIMEOUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,50p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
 	*) echo "run-e2e.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -265,14 +270,58 @@ else
 fi
 
 # ---- 3. encrypt the guest -------------------------------------------------------------------------------
+# As nobody (issue 11): the guest step runs in a preparation boot of the image under QEMU; the
+# check fails if the builder creates a loop device or a mount under its work dir, or runs chroot,
+# mount, umount or losetup (shims first in PATH log any call). The key goes to a file nobody
+# writes and root registers it. --root-build: as root (chroot guest step, faster).
 SECRET=e2e-root
 ENC=$W/enc.raw
-/usr/bin/time -f '%e %M' -o "$W/encrypt.time" \
-	"$TD" image encrypt "$GUEST" "$ENC" --format raw --secret-id "$SECRET" \
-	--broker 10.0.2.100:50051 --broker-pin "$PIN" --register-admin-socket "$W/kbs.sock" \
-	--sim-dir "$W/sim" --agent "$AGENT" --guest-dir "$ROOT/guest" --timeout 60 --json \
-	--emit-policy "$W/policy.json" >"$W/encrypt.json" 2>"$W/encrypt.log" ||
-	abort image-encrypt "$(tail -5 "$W/encrypt.log" | tr '\n' '|')"
+if [ "$ROOT_BUILD" = 1 ]; then
+	/usr/bin/time -f '%e %M' -o "$W/encrypt.time" \
+		"$TD" image encrypt "$GUEST" "$ENC" --format raw --secret-id "$SECRET" \
+		--broker 10.0.2.100:50051 --broker-pin "$PIN" --register-admin-socket "$W/kbs.sock" \
+		--sim-dir "$W/sim" --agent "$AGENT" --guest-dir "$ROOT/guest" --timeout 60 --json \
+		--emit-policy "$W/policy.json" >"$W/encrypt.json" 2>"$W/encrypt.log" ||
+		abort image-encrypt "$(tail -5 "$W/encrypt.log" | tr '\n' '|')"
+else
+	NB=$W/nobody
+	mkdir -p "$NB/shim"
+	cp -r "$W/sim" "$NB/sim"
+	for t in chroot mount umount losetup; do
+		printf '#!/bin/sh\necho "%s $*" >>%s/shim.log\nexit 1\n' "$t" "$NB" >"$NB/shim/$t"
+		chmod 0755 "$NB/shim/$t"
+	done
+	: >"$NB/shim.log"
+	chown -R nobody: "$NB"
+	chmod 0755 "$W"
+	nb_state() { { awk '{print $5, $9, $10}' /proc/self/mountinfo | grep -F "$NB"; echo --;
+		{ losetup -a 2>/dev/null; for l in /sys/block/loop*; do [ -r "$l/loop/backing_file" ] &&
+			echo "$l $(cat "$l/loop/backing_file")"; done; } | grep -F "$NB"; } | sort; }
+	nb_state >"$W/nb.before"
+	/usr/bin/time -f '%e %M' -o "$W/encrypt.time" \
+		runuser -u nobody -- env PATH="$NB/shim:$PATH" HOME="$NB" \
+		"$TD" image encrypt "$GUEST" "$NB/enc.raw" --format raw --secret-id "$SECRET" \
+		--broker 10.0.2.100:50051 --broker-pin "$PIN" --key-out "$NB/enc.key" \
+		--sim-dir "$NB/sim" --agent "$AGENT" --guest-dir "$ROOT/guest" --timeout 60 --json \
+		--emit-policy "$NB/policy.json" >"$W/encrypt.json" 2>"$W/encrypt.log" ||
+		abort image-encrypt "as nobody: $(tail -5 "$W/encrypt.log" | tr '\n' '|')"
+	nb_state >"$W/nb.after"
+	"$TD" secret add "$SECRET" --key-file "$NB/enc.key" >"$W/secret-add.log" 2>&1 ||
+		abort image-encrypt "secret add: $(tail -3 "$W/secret-add.log" | tr '\n' '|')"
+	rm -f "$NB/enc.key"
+	mv "$NB/enc.raw" "$ENC" && mv "$NB/policy.json" "$W/policy.json" ||
+		abort image-encrypt "no image or policy from the rootless build"
+	if ! cmp -s "$W/nb.before" "$W/nb.after"; then
+		fail image-rootless "mounts or loop devices appeared: $(diff "$W/nb.before" "$W/nb.after" | tr '\n' '|')"
+	elif [ -s "$NB/shim.log" ]; then
+		fail image-rootless "the builder ran $(tr '\n' '|' <"$NB/shim.log")"
+	elif ! grep -q 'guest step in a preparation VM (not root)' "$W/encrypt.log" ||
+		[ "$(json "$W/encrypt.json" guest_step)" != vm ]; then
+		fail image-rootless "the preparation VM was not chosen and announced"
+	else
+		pass image-rootless "as nobody, guest step in the preparation VM ($(json "$W/encrypt.json" seconds.guest | cut -c1-6) s): no loop device, no mount, no chroot"
+	fi
+fi
 read -r ENC_S ENC_RSS <"$W/encrypt.time" || true
 pass image-encrypt "${ENC_S:-?} s (encrypt stage $(json "$W/encrypt.json" seconds.encrypt | cut -c1-5) s), peak RSS ${ENC_RSS:-?} KiB, $(du -m "$ENC" | cut -f1) MiB allocated"
 

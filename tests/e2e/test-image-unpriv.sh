@@ -5,8 +5,9 @@
 #            chroot, mount, umount and losetup shims first in PATH log any call); --json has
 #            per-stage times
 #   sigint   SIGINT while the encrypt stage runs: exit 130, no OUT, no OUT.tmp-*, no key file
-#   guest    the guest step fails (today it needs root to mount): a clear error, no OUT,
-#            nothing mounted, no key file
+#   guest    the guest step on a disk without an initramfs generator: the preparation VM is
+#            chosen (announced), the build fails with a clear error, no OUT, nothing mounted
+#            or looped, no chroot/mount run, no key file
 # Needs root to switch to nobody (exit 77 = skipped otherwise), e2fsprogs, dosfstools, mtools,
 # gdisk, qemu-utils.
 # Usage: test-image-unpriv.sh TDCRYPT_BINARY
@@ -143,13 +144,14 @@ as_nobody "$TD" image encrypt "$D/disk.raw" "$D/g.raw" --format raw --key-out "$
 	--secret-id s --broker 10.0.2.100:50051 --broker-pin "$(printf '%064d' 0)" \
 	--agent "$D/agent" --guest-dir "$D/guest" >/dev/null 2>"$D/g.err"
 RC=$?
-: >"$W/shim.log" # the guest step still calls mount today (it fails as nobody): not counted here
 if [ "$RC" = 0 ]; then
 	fail "guest: the build succeeded without root"
-elif ! grep -q 'tdcrypt: image encrypt' "$D/g.err"; then
+elif ! grep -q 'guest step in a preparation VM (not root)' "$D/g.err"; then
+	fail "guest: the preparation VM was not announced: $(head -2 "$D/g.err" | tr '\n' '|')"
+elif ! grep -q 'lacks its initramfs generator' "$D/g.err"; then
 	fail "guest: no clear error: $(tail -2 "$D/g.err" | tr '\n' '|')"
 elif no_leftovers guest "$D/g.raw" "$D/g.key" && unchanged guest; then
-	pass "guest: exit $RC, $(grep 'tdcrypt: image encrypt' "$D/g.err" | head -1 | cut -c1-160)"
+	pass "guest: exit $RC, preparation VM announced, $(grep -o 'the guest lacks.*' "$D/g.err" | head -1 | cut -c1-120)"
 fi
 
 echo "$FAILS failed"
