@@ -1902,10 +1902,13 @@ static void start_drain(struct tdc_kbs *k)
 		close(k->listen_fd);
 		k->listen_fd = -1;
 	}
-	/* a request already in the socket buffer is in flight too: take it in first */
+	/* a request already in the socket buffer is in flight too: take it in first, with the
+	 * handshake's last flight when the client sent both before we looked */
 	for (struct conn *c = k->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->st == S_READ && c->in_len == 0)
+		if (c->st == S_HANDSHAKE)
+			conn_handshake(k, c);
+		else if (c->st == S_READ && c->in_len == 0)
 			conn_read(k, c);
 	}
 	size_t in_flight = 0;

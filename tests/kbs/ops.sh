@@ -171,7 +171,7 @@ cp "$D/b.key" "$D/broker.key"
 BG=$!
 wait_line "$D/r7" '^held$' || fail "no request in flight: $(cat "$D/r7")"
 # the broker has read what the probe sent (nothing left in its sockets' receive queues)
-for _ in $(seq 100); do
+for _ in $(seq 600); do
 	q=$(ss -Htn state established "( sport = :$PORT )" | awk '{s += $1} END {print s + 0}')
 	[ "$q" = 0 ] && break
 	sleep 0.05
