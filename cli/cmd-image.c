@@ -40,7 +40,8 @@ static const char usage_text[] =
 	"         [--agent PATH] [--guest-dir DIR] [--format qcow2|raw] [--boot-size MIB]\n"
 	"         [--luks-name NAME] [--cmdline-extra WORDS] [--timeout SECONDS] [--json]\n"
 	"         [--guest-step auto|chroot|vm] [--prep-timeout SECONDS]\n"
-	"  IN: qcow2 or raw GPT disk (ESP + ext4 root holding /boot; Debian/Ubuntu or RHEL-like).\n"
+	"  IN: qcow2 or raw GPT disk (ESP + ext4 root holding /boot; Debian/Ubuntu or RHEL-like;\n"
+	"  an XFS or btrfs root with its own ext4 /boot: --no-guest only, whole partition encrypted).\n"
 	"  OUT: ESP (as is) + clear /boot + LUKS2 root; must not exist.\n"
 	"  The guest's initramfs generator runs in a chroot on this host (root: loop mount, chroot;\n"
 	"  faster) or in a preparation boot of the image under QEMU (no root, no mount; minutes\n"
@@ -495,6 +496,10 @@ static void print_json(const struct args *a, const struct run *run,
 	json_object_object_add(o, "root_fs_blocks", json_object_new_int64((int64_t)r->root_fs_blocks));
 	json_object_object_add(o, "root_used_blocks",
 			       json_object_new_int64((int64_t)r->root_used_blocks));
+	json_object_object_add(o, "root_fs", json_object_new_string(r->root_fs));
+	json_object_object_add(o, "encrypted", json_object_new_string(r->encrypted));
+	json_object_object_add(o, "encrypted_reason", r->encrypted_reason[0]
+						? json_object_new_string(r->encrypted_reason) : NULL);
 	json_object_object_add(o, "guest_modified", json_object_new_boolean(r->guest_modified));
 	json_object_object_add(o, "initramfs_images", json_object_new_int((int)r->initramfs_count));
 	json_object_object_add(o, "guest_step", r->guest_step[0]
@@ -536,10 +541,11 @@ static void print_text(const struct args *a, const struct tdc_image_build_result
 	       (unsigned long long)(r->esp.size >> 20));
 	printf("  p%u /boot %8llu MiB ext4 UUID=%s\n", r->boot.index,
 	       (unsigned long long)(r->boot.size >> 20), r->boot_fs_uuid);
-	printf("  p%u root  %8llu MiB LUKS2 UUID=%s -> /dev/mapper/%s (%llu of %llu MiB in use)\n",
+	printf("  p%u root  %8llu MiB LUKS2 UUID=%s -> /dev/mapper/%s %s (%llu of %llu MiB %s)\n",
 	       r->root.index, (unsigned long long)(r->root.size >> 20), r->luks_uuid, r->luks_name,
-	       (unsigned long long)(r->root_used_blocks >> 8),
-	       (unsigned long long)(r->root_fs_blocks >> 8));
+	       r->root_fs, (unsigned long long)(r->root_used_blocks >> 8),
+	       (unsigned long long)(r->root_fs_blocks >> 8),
+	       strcmp(r->encrypted, "whole-partition") ? "in use" : "encrypted: whole partition");
 	printf("  header_sha256 %s\n", tdc_hex_encode(r->header_sha256, 32, hex));
 	printf("  key: %s\n", a->admin_sock ? "registered with the broker" : a->key_out);
 	printf("  %.1f s (encrypt %.1f s), %llu MiB allocated\n", r->t_total, r->t_encrypt,
@@ -661,6 +667,10 @@ int cmd_image_encrypt(int argc, char **argv)
 		cli_print_error("image encrypt", &e);
 		return cli_exit_for(e.code);
 	}
+	if (!strcmp(res.encrypted, "whole-partition"))
+		fprintf(stderr, "tdcrypt: image encrypt: whole partition encrypted (%llu MiB, "
+				"allocated or not): %s\n",
+			(unsigned long long)(res.root_fs_blocks >> 8), res.encrypted_reason);
 	if (a.json)
 		print_json(&a, &r, &res);
 	else

@@ -90,6 +90,10 @@ struct tdc_image_build_result {
 	struct tdc_image_part esp, boot, root;     /* output layout */
 	struct tdc_image_part in_esp, in_root;     /* where they were in the input */
 	uint64_t root_fs_blocks, root_used_blocks; /* 4096-byte blocks */
+	char root_fs[8];               /* "ext4", "xfs", "btrfs" */
+	/* "allocated" (ext4: only the blocks in use) or "whole-partition" (every block, with
+	 * encrypted_reason saying why) */
+	char encrypted[16], encrypted_reason[128];
 	char luks_uuid[40], luks_name[128];
 	char boot_fs_uuid[37], root_fs_uuid[37];
 	uint8_t header_sha256[32], vk_sha256[32];

@@ -9,6 +9,7 @@
 
 #include "image/distro.h"
 #include "image/encrypt.h"
+#include "image/fsprobe.h"
 #include "image/gpt.h"
 #include "image/overlay.h"
 #include "tdcrypt/image.h"
@@ -39,6 +40,10 @@ struct build {
 	const struct tdc_gpt_part *boot_part, *bios;
 	uint64_t root_off, root_len;
 	struct tdc_image_fs_info fs;
+	/* the root's filesystem; whole: not ext4, so the whole partition is encrypted, the guest
+	 * step is refused and the root keeps its fs UUID */
+	struct tdc_image_fs_probe root_probe;
+	bool whole;
 	struct tdc_os_release osr;
 	bool dracut; /* the guest's initramfs generator is dracut (RHEL family, or a Debian
 		      * without initramfs-tools), else initramfs-tools */

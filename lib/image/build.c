@@ -302,11 +302,108 @@ out:
 	return r;
 }
 
-/* ESP by type; root: the first Linux fs / root partition that is ext4 with /etc/os-release. */
+/*
+ * A root that is not ext4 (XFS, btrfs): its files cannot be read without mounting it, so only
+ * the layout-only mode takes it, with the input's own ext4 /boot partition (the one ext2/3/4
+ * partition besides the ESP and the root: the root's fstab that would name it is unreadable).
+ * The whole partition is encrypted and the root keeps its fs UUID (the /boot keeps its own).
+ */
+static int whole_root(struct build *b, struct tdc_error *e)
+{
+	const char *fs = tdc_image_fs_name(b->root_probe.type);
+
+	snprintf(b->r->root_fs, sizeof(b->r->root_fs), "%s", fs);
+	snprintf(b->r->encrypted, sizeof(b->r->encrypted), "whole-partition");
+	snprintf(b->r->encrypted_reason, sizeof(b->r->encrypted_reason),
+		 "%s root: only ext4's allocation map is read, so every block is encrypted", fs);
+	if (!b->o->no_guest)
+		return TDC_FAILF(e, TDC_E_UNSUPPORTED,
+				 "the guest step needs an ext4 root (its files are read with "
+				 "libext2fs); this root is only taken layout-only (--no-guest)",
+				 "root filesystem %s", fs);
+	b->fs.blocks = b->root_len / TDC_XTS_SECTOR;
+	memcpy(b->fs.uuid, b->root_probe.uuid, 16);
+	if (b->root_probe.size > b->fs.blocks * TDC_XTS_SECTOR)
+		return TDC_FAIL(e, TDC_E_FORMAT, "root filesystem larger than its partition");
+	for (size_t i = 0; i < b->gpt.n; i++) {
+		const struct tdc_gpt_part *p = &b->gpt.parts[i];
+		char uuid[37], label[17];
+
+		if (p == b->esp || p == b->root || p == b->bios || !read_ext_sb(b, p, uuid, label))
+			continue;
+		if (b->boot_part)
+			return TDC_FAILF(e, TDC_E_UNSUPPORTED,
+					 "several ext4 partitions could be the /boot of this root",
+					 "%s root; partitions %u and %u", fs, b->boot_part->index,
+					 p->index);
+		b->boot_part = p;
+		snprintf(b->boot_uuid, sizeof(b->boot_uuid), "%s", uuid);
+	}
+	if (!b->boot_part)
+		return TDC_FAILF(e, TDC_E_UNSUPPORTED,
+				 "a non-ext4 root needs its own ext4 /boot partition (its /boot "
+				 "directory cannot be read without mounting it)", "root filesystem %s",
+				 fs);
+	return 0;
+}
+
+/* Root candidates (Linux fs / root partition types), each probed: the first ext4 one with
+ * /etc/os-release, else the first XFS or btrfs one (whole_root); *unknown: the first that
+ * holds no filesystem we know (0 if none). */
+static int find_root(struct build *b, const struct tdc_gpt_part **other,
+		     struct tdc_image_fs_probe *other_probe, unsigned *unknown, uint8_t **osr,
+		     size_t *len, struct tdc_error *e)
+{
+	int fd = open(b->src, O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return TDC_FAILF(e, TDC_E_IO, "cannot open the disk image", "%s: %s", b->src,
+				 strerror(errno));
+	for (size_t i = 0; i < b->gpt.n && !b->root; i++) {
+		const struct tdc_gpt_part *p = &b->gpt.parts[i];
+		struct tdc_image_fs_probe pr;
+		struct tdc_error ign = { 0 };
+
+		if (!tdc_guid_equal(p->type, TDC_GPT_TYPE_LINUX_FS) &&
+		    !tdc_guid_equal(p->type, TDC_GPT_TYPE_ROOT_X86_64))
+			continue;
+		r = tdc_image_fs_probe(fd, p->first_lba * TDC_GPT_SECTOR,
+				       (p->last_lba - p->first_lba + 1) * TDC_GPT_SECTOR, &pr, e);
+		if (r < 0)
+			break;
+		if (pr.type == TDC_FS_UNKNOWN) {
+			if (!*unknown)
+				*unknown = p->index;
+			continue;
+		}
+		if (pr.type != TDC_FS_EXT4) {
+			if (!*other) {
+				*other = p;
+				*other_probe = pr;
+			}
+			continue;
+		}
+		if (tdc_ext4_read_file(b->src, p->first_lba * TDC_GPT_SECTOR, "/etc/os-release",
+				       TDC_MAX_OS_RELEASE, osr, len, &ign) == 0)
+			b->root = p;
+		else if (ign.code == TDC_E_LIMIT) /* the root, with a silly os-release */
+			r = TDC_FAILF(e, TDC_E_LIMIT, "/etc/os-release too large", "partition %u",
+				      p->index);
+		if (r < 0)
+			break;
+	}
+	close(fd);
+	return r;
+}
+
+/* ESP by type; root: find_root. */
 static int find_parts(struct build *b, struct tdc_error *e)
 {
+	const struct tdc_gpt_part *other = NULL;
+	struct tdc_image_fs_probe other_probe = { 0 };
+	unsigned unknown = 0;
 	uint8_t *osr = NULL;
-	size_t len;
+	size_t len = 0;
 	int r;
 
 	for (size_t i = 0; i < b->gpt.n; i++) {
@@ -317,54 +414,61 @@ static int find_parts(struct build *b, struct tdc_error *e)
 		if (!b->bios && tdc_guid_equal(p->type, TDC_GPT_TYPE_BIOS_BOOT))
 			b->bios = p;
 	}
-	for (size_t i = 0; i < b->gpt.n; i++) {
-		const struct tdc_gpt_part *p = &b->gpt.parts[i];
-
-		if (b->root || (!tdc_guid_equal(p->type, TDC_GPT_TYPE_LINUX_FS) &&
-				!tdc_guid_equal(p->type, TDC_GPT_TYPE_ROOT_X86_64)))
-			continue;
-		struct tdc_error ign = { 0 };
-
-		if (tdc_ext4_read_file(b->src, p->first_lba * TDC_GPT_SECTOR, "/etc/os-release",
-				       TDC_MAX_OS_RELEASE, &osr, &len, &ign) == 0)
-			b->root = p;
-		else if (ign.code == TDC_E_LIMIT) /* the root, with a silly os-release */
-			return TDC_FAILF(e, TDC_E_LIMIT, "/etc/os-release too large", "partition %u",
-					 p->index);
-		if (b->root)
-			break;
-	}
-	if (!b->esp) {
-		free(osr);
+	if (!b->esp)
 		return TDC_FAIL(e, TDC_E_UNSUPPORTED, "no EFI system partition in the GPT");
+	r = find_root(b, &other, &other_probe, &unknown, &osr, &len, e);
+	if (r < 0) {
+		free(osr);
+		return r;
 	}
+	if (!b->root && other) {
+		b->root = other;
+		b->root_probe = other_probe;
+		b->whole = true;
+	}
+	if (!b->root && unknown)
+		return TDC_FAILF(e, TDC_E_FORMAT,
+				 "no root partition found: no filesystem tdcrypt can encrypt "
+				 "(ext4, xfs, btrfs)", "partition %u holds an unknown filesystem",
+				 unknown);
 	if (!b->root)
 		return TDC_FAIL(e, TDC_E_FORMAT,
 				"no root partition found (ext4 Linux partition with /etc/os-release)");
-	r = tdc_os_release_parse(osr, len, &b->osr, e);
-	free(osr);
-	TDC_GUARD(r);
 	part_info(b->esp, &b->r->in_esp);
 	part_info(b->root, &b->r->in_root);
 	b->root_off = b->r->in_root.offset;
 	b->root_len = b->r->in_root.size;
-	snprintf(b->r->distro_id, sizeof(b->r->distro_id), "%s", b->osr.id);
-	snprintf(b->r->distro_version, sizeof(b->r->distro_version), "%s", b->osr.version_id);
-	snprintf(b->r->distro_pretty, sizeof(b->r->distro_pretty), "%s", b->osr.pretty_name);
-	snprintf(b->r->family, sizeof(b->r->family), "%s", tdc_distro_family_name(b->osr.family));
-	if (b->osr.family == TDC_FAMILY_UNKNOWN)
-		return TDC_FAILF(e, TDC_E_UNSUPPORTED,
-				 "unknown distribution (supported: Debian/Ubuntu with "
-				 "initramfs-tools, RHEL/Fedora/CentOS/Rocky/Alma with dracut)",
-				 "ID=%s ID_LIKE=%s", b->osr.id, b->osr.id_like);
-	TDC_GUARD(tdc_image_ext4_check(b->src, b->root_off, &b->fs, e));
+	if (b->whole) {
+		snprintf(b->r->family, sizeof(b->r->family), "%s",
+			 tdc_distro_family_name(TDC_FAMILY_UNKNOWN));
+		TDC_GUARD(whole_root(b, e));
+	} else {
+		r = tdc_os_release_parse(osr, len, &b->osr, e);
+		free(osr);
+		TDC_GUARD(r);
+		snprintf(b->r->root_fs, sizeof(b->r->root_fs), "ext4");
+		snprintf(b->r->encrypted, sizeof(b->r->encrypted), "allocated");
+		snprintf(b->r->distro_id, sizeof(b->r->distro_id), "%s", b->osr.id);
+		snprintf(b->r->distro_version, sizeof(b->r->distro_version), "%s",
+			 b->osr.version_id);
+		snprintf(b->r->distro_pretty, sizeof(b->r->distro_pretty), "%s",
+			 b->osr.pretty_name);
+		snprintf(b->r->family, sizeof(b->r->family), "%s",
+			 tdc_distro_family_name(b->osr.family));
+		if (b->osr.family == TDC_FAMILY_UNKNOWN)
+			return TDC_FAILF(e, TDC_E_UNSUPPORTED,
+					 "unknown distribution (supported: Debian/Ubuntu with "
+					 "initramfs-tools, RHEL/Fedora/CentOS/Rocky/Alma with dracut)",
+					 "ID=%s ID_LIKE=%s", b->osr.id, b->osr.id_like);
+		TDC_GUARD(tdc_image_ext4_check(b->src, b->root_off, &b->fs, e));
+	}
 	if (b->fs.blocks * TDC_XTS_SECTOR > b->root_len)
 		return TDC_FAIL(e, TDC_E_FORMAT, "root filesystem larger than its partition");
 	if (b->fs.blocks * TDC_XTS_SECTOR < MIN_ROOT_BYTES)
 		return TDC_FAILF(e, TDC_E_UNSUPPORTED, "root filesystem too small",
 				 "%" PRIu64 " bytes, need %u MiB", b->fs.blocks * TDC_XTS_SECTOR,
 				 MIN_ROOT_BYTES / MIB);
-	return find_boot_part(b, e);
+	return b->whole ? 0 : find_boot_part(b, e);
 }
 
 int tdc_build_boot_fs(struct build *b, const char *src_dir, struct tdc_error *e)
@@ -423,6 +527,8 @@ static int new_root_uuid(struct build *b, struct tdc_error *e)
 	const char *argv_plain[] = { "tune2fs", "-U", b->root_uuid, src, NULL };
 	const char *argv_fsck[] = { "e2fsck", "-f", "-p", src, NULL };
 
+	if (b->whole) /* keeps its UUID: no new /boot takes it over (whole_root) */
+		return 0;
 	if (b->direct) /* IN is never written: the change lives in memory until encryption */
 		return tdc_ext4_set_uuid_overlay(b->src, b->root_off, b->root_new_uuid, &b->ov, e);
 	snprintf(src, sizeof(src), "%s?offset=%" PRIu64, b->raw, b->root_off);
@@ -588,7 +694,8 @@ static int assemble(struct build *b, struct tdc_error *e)
 		.secret_len = b->o->secret_len,
 		.src = b->src,
 		.src_offset = b->root_off,
-		.overlay = b->direct ? &b->ov : NULL,
+		.whole_blocks = b->whole ? b->fs.blocks : 0,
+		.overlay = b->direct && !b->whole ? &b->ov : NULL,
 		.dst = b->disk,
 		.dst_offset = root_off,
 		.progress = fill_progress,
@@ -741,7 +848,9 @@ int tdc_image_build(const struct tdc_image_build_opts *o, struct tdc_image_build
 		goto out;
 	if (!b->boot_part) /* the new /boot takes over the root's old fs UUID */
 		tdc_uuid_format(b->fs.uuid, b->boot_uuid);
-	if ((r = tdc_guid_random(b->root_new_uuid, e)) < 0)
+	if (b->whole)
+		memcpy(b->root_new_uuid, b->fs.uuid, 16);
+	else if ((r = tdc_guid_random(b->root_new_uuid, e)) < 0)
 		goto out;
 	tdc_uuid_format(b->root_new_uuid, b->root_uuid);
 	snprintf(res->boot_fs_uuid, sizeof(res->boot_fs_uuid), "%s", b->boot_uuid);

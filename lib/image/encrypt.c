@@ -283,9 +283,11 @@ static int pipe_finish(struct pipeline *p, pthread_t t)
 static int encrypt_runs(const struct tdc_image_fill_opts *o, ext2_filsys fs, int src,
 			struct pipeline *p, struct tdc_xts *x, uint64_t *used, struct tdc_error *e)
 {
-	blk64_t first = fs->super->s_first_data_block;
-	blk64_t last = ext2fs_blocks_count(fs->super) - 1;
-	uint64_t total = ext2fs_blocks_count(fs->super) - ext2fs_free_blocks_count(fs->super);
+	/* without fs (whole partition): every block is "in use" */
+	blk64_t first = fs ? fs->super->s_first_data_block : 0;
+	blk64_t last = (fs ? ext2fs_blocks_count(fs->super) : o->whole_blocks) - 1;
+	uint64_t total = fs ? ext2fs_blocks_count(fs->super) - ext2fs_free_blocks_count(fs->super)
+			    : o->whole_blocks;
 	blk64_t b = first;
 
 	total *= TDC_XTS_SECTOR;
@@ -295,10 +297,15 @@ static int encrypt_runs(const struct tdc_image_fill_opts *o, ext2_filsys fs, int
 		size_t n;
 		int r;
 
-		if (ext2fs_find_first_set_block_bitmap2(fs->block_map, b, last, &start))
-			break; /* ENOENT: no more in-use blocks */
-		if (ext2fs_find_first_zero_block_bitmap2(fs->block_map, start, last, &end))
+		if (!fs) {
+			start = b;
 			end = last + 1;
+		} else if (ext2fs_find_first_set_block_bitmap2(fs->block_map, b, last, &start)) {
+			break; /* ENOENT: no more in-use blocks */
+		} else if (ext2fs_find_first_zero_block_bitmap2(fs->block_map, start, last,
+								&end)) {
+			end = last + 1;
+		}
 		n = end - start > RUN_BLOCKS ? RUN_BLOCKS : (size_t)(end - start);
 		sl = pipe_get(p);
 		if (!sl)
@@ -476,18 +483,22 @@ int tdc_image_luks_fill(const struct tdc_image_fill_opts *o, uint64_t *used_bloc
 	ext2_filsys fs = NULL;
 	struct tdc_xts *x = NULL;
 	uint8_t vk[TDC_XTS_KEY_LEN];
-	uint64_t used = 0;
+	uint64_t used = 0, nblocks;
 	struct stat st;
 	int src = -1, dst = -1, dst_direct = -1, r;
 
 	if (!o || !o->header || !o->secret || !o->src || !o->dst)
 		return TDC_FAIL(e, TDC_E_USAGE, "image: missing argument");
-	r = open_fs(o->src, o->src_offset, &fs, e);
-	if (r < 0)
-		goto out;
+	if (o->whole_blocks && o->overlay && o->overlay->n)
+		return TDC_FAIL(e, TDC_E_USAGE, "image: no overlay with a whole-partition fill");
+	if (!o->whole_blocks) {
+		r = open_fs(o->src, o->src_offset, &fs, e);
+		if (r < 0)
+			goto out;
+	}
+	nblocks = fs ? ext2fs_blocks_count(fs->super) : o->whole_blocks;
 	if (stat(o->header, &st) != 0 ||
-	    (uint64_t)st.st_size < TDC_IMAGE_DATA_OFFSET +
-					   ext2fs_blocks_count(fs->super) * TDC_XTS_SECTOR) {
+	    (uint64_t)st.st_size < TDC_IMAGE_DATA_OFFSET + nblocks * TDC_XTS_SECTOR) {
 		r = TDC_FAIL(e, TDC_E_USAGE, "LUKS partition smaller than the filesystem");
 		goto out;
 	}
@@ -495,11 +506,10 @@ int tdc_image_luks_fill(const struct tdc_image_fill_opts *o, uint64_t *used_bloc
 	 * changed byte can be skipped */
 	for (size_t i = 0; o->overlay && i < o->overlay->n; i++) {
 		const struct tdc_overlay_ext *ov = &o->overlay->v[i];
-		uint64_t nb = ext2fs_blocks_count(fs->super);
 
 		if (!ov->len)
 			continue;
-		if ((ov->off + ov->len - 1) / TDC_XTS_SECTOR >= nb) {
+		if ((ov->off + ov->len - 1) / TDC_XTS_SECTOR >= nblocks) {
 			r = TDC_FAIL(e, TDC_E_INTERNAL, "overlay beyond the filesystem");
 			goto out;
 		}

@@ -93,6 +93,9 @@ struct tdc_image_fill_opts {
 	size_t secret_len;
 	const char *src;             /* plain ext4 at src_offset */
 	uint64_t src_offset;
+	/* nonzero: src is not read as ext4; blocks [0, whole_blocks) are all encrypted, in use
+	 * or not (filesystems without an allocation map we read: fsprobe.h); no overlay */
+	uint64_t whole_blocks;
 	const struct tdc_overlay *overlay; /* optional: metadata changes over src (overlay.h) */
 	const char *dst;             /* existing file; the LUKS partition starts at dst_offset */
 	uint64_t dst_offset;
@@ -101,7 +104,7 @@ struct tdc_image_fill_opts {
 };
 
 /*
- * Encrypts the in-use blocks of src into dst at dst_offset + 16 MiB + block * 4096 with the
+ * Encrypts the in-use blocks of src (or all whole_blocks) into dst at dst_offset + 16 MiB + block * 4096 with the
  * volume key of header's keyslot 0 (TDC_E_SIGNATURE if the secret does not open it). Does not
  * copy the header itself. Returns the blocks written and vk_sha256.
  */

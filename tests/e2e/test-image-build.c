@@ -33,6 +33,7 @@
 
 #include "image/distro.h"
 #include "image/encrypt.h"
+#include "image/fsprobe.h"
 #include "image/gpt.h"
 #include "image/xts.h"
 #include "tdcrypt/image.h"
@@ -988,6 +989,294 @@ static void test_os_release(void **state)
 	free(big);
 }
 
+/* ---- roots that are not ext4: probed by superblock, encrypted whole (fsprobe.h) ---- */
+
+#define XFS_ROOT_MIB 64u
+/* mkfs.xfs refuses filesystems below 300 MB unless it believes it runs under xfstests */
+#define MKFS_XFS "TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q -f -K"
+
+static bool have_xfs_tools(void)
+{
+	return have_tools() &&
+	       sh("PATH=$PATH:/usr/sbin:/sbin; command -v mkfs.xfs >/dev/null && "
+		  "command -v blkid >/dev/null") == 0;
+}
+
+static int probe_file(const char *path, uint64_t len, struct tdc_image_fs_probe *p,
+		      struct tdc_error *e)
+{
+	int fd = open(path, O_RDONLY), r;
+
+	assert_true(fd >= 0);
+	r = tdc_image_fs_probe(fd, 0, len, p, e);
+	close(fd);
+	return r;
+}
+
+/* The UUID blkid reads. */
+static void blkid_uuid(const char *path, char text[64])
+{
+	char cmd[300];
+	FILE *pp;
+
+	snprintf(cmd, sizeof(cmd), "PATH=$PATH:/usr/sbin:/sbin blkid -p -o value -s UUID %s",
+		 path);
+	pp = popen(cmd, "r");
+	assert_non_null(pp);
+	assert_non_null(fgets(text, 64, pp));
+	pclose(pp);
+	text[strcspn(text, "\n")] = '\0';
+}
+
+static void assert_uuid(const uint8_t u[16], const char *path)
+{
+	char want[64] = "", got[37];
+
+	blkid_uuid(path, want);
+	assert_string_equal(tdc_uuid_format(u, got), want);
+}
+
+/* Writes n bytes of v at off of path. */
+static void poke(const char *path, uint64_t off, const void *v, size_t n)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, v, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+static void test_fs_probe(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_fs_probe p;
+	struct tdc_error e = { 0 };
+	char img[160];
+	const uint64_t len = XFS_ROOT_MIB * (uint64_t)MIB;
+
+	if (!have_xfs_tools())
+		skip();
+	snprintf(img, sizeof(img), "%s/fs.img", f->dir);
+	/* XFS: type, size, UUID as blkid reads them */
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; rm -f %s; truncate -s %uM %s; "
+			    MKFS_XFS " %s", img, XFS_ROOT_MIB, img, img), 0);
+	assert_int_equal(probe_file(img, len, &p, &e), 0);
+	assert_int_equal(p.type, TDC_FS_XFS);
+	assert_string_equal(tdc_image_fs_name(p.type), "xfs");
+	assert_true(p.size > 0 && p.size <= len && p.size % 4096 == 0);
+	assert_uuid(p.uuid, img);
+	/* larger than its partition */
+	assert_int_equal(probe_file(img, p.size - 4096, &p, &e), TDC_E_FORMAT);
+	assert_non_null(strstr(e.reason, "larger than its partition"));
+	/* a block size that is not a power of two: no valid size */
+	poke(img, 4, "\x00\x00\x10\x01", 4);
+	e = (struct tdc_error){ 0 };
+	assert_int_equal(probe_file(img, len, &p, &e), TDC_E_FORMAT);
+	assert_non_null(strstr(e.reason, "no valid size"));
+	poke(img, 4, "\x00\x00\x10\x00", 4);
+	assert_int_equal(probe_file(img, len, &p, &e), 0);
+	/* magic gone: unknown, not an error */
+	poke(img, 0, "XFSC", 4);
+	assert_int_equal(probe_file(img, len, &p, &e), 0);
+	assert_int_equal(p.type, TDC_FS_UNKNOWN);
+	/* ext4 */
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; rm -f %s; "
+			    "mke2fs -q -t ext4 -b 4096 %s 40M", img, img), 0);
+	assert_int_equal(probe_file(img, len, &p, &e), 0);
+	assert_int_equal(p.type, TDC_FS_EXT4);
+	assert_int_equal(p.size, 40u * MIB);
+	assert_uuid(p.uuid, img);
+	/* btrfs, when its mkfs is installed */
+	if (sh("PATH=$PATH:/usr/sbin:/sbin; command -v mkfs.btrfs >/dev/null") == 0) {
+		/* its smallest filesystem is 109 MiB */
+		assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; rm -f %s; "
+				    "truncate -s 128M %s; mkfs.btrfs -q %s", img, img, img), 0);
+		assert_int_equal(probe_file(img, 128u * MIB, &p, &e), 0);
+		assert_int_equal(p.type, TDC_FS_BTRFS);
+		assert_int_equal(p.size, 128u * MIB);
+		assert_uuid(p.uuid, img);
+		poke(img, 65536 + 0x40, "_BHRfS_X", 8);
+		assert_int_equal(probe_file(img, 128u * MIB, &p, &e), 0);
+		assert_int_equal(p.type, TDC_FS_UNKNOWN);
+	}
+	/* random bytes, and a partition too short for any superblock */
+	assert_int_equal(sh("head -c 1M /dev/urandom > %s", img), 0);
+	assert_int_equal(probe_file(img, MIB, &p, &e), 0);
+	assert_int_equal(p.type, TDC_FS_UNKNOWN);
+	assert_int_equal(probe_file(img, 100, &p, &e), 0);
+	assert_int_equal(p.type, TDC_FS_UNKNOWN);
+}
+
+/*
+ * ESP (1), ext4 /boot (2, SEP_BOOT_UUID), XFS root (3) made without a mount over random bytes
+ * with -K (no discard), so the free space is not zero: a whole-partition encryption must carry
+ * it too. with_boot false: no /boot partition. Returns the root's offset.
+ */
+static uint64_t make_xfs_disk(struct fix *f, bool with_boot)
+{
+	const unsigned boot_mib = with_boot ? SEP_BOOT_MIB : 0;
+
+	assert_int_equal(sh("set -e; cd %s; rm -rf btree; mkdir -p btree/grub; "
+			    "echo 'linux /vmlinuz root=/dev/sda3 ro' > btree/grub/grub.cfg; "
+			    "head -c 200000 /dev/urandom > btree/vmlinuz-6.1.0-test", f->dir), 0);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; cd %s; "
+			    "rm -f root.img boot.img esp.img disk.raw; "
+			    "head -c %uM /dev/urandom > root.img; " MKFS_XFS " root.img; "
+			    "mke2fs -q -t ext4 -L BOOT -U %s -d btree boot.img %uM; "
+			    "truncate -s %uM esp.img; mkfs.vfat -F 32 esp.img >/dev/null; "
+			    "head -c 50000 /dev/urandom > efi.bin; export MTOOLS_SKIP_CHECK=1; "
+			    "mmd -i esp.img ::/EFI ::/EFI/BOOT; "
+			    "mcopy -i esp.img efi.bin ::/EFI/BOOT/BOOTX64.EFI; "
+			    "truncate -s %uM disk.raw; sgdisk --new=1:2048:+%uM -t 1:EF00 %s "
+			    "--new=3:0:+%uM -t 3:8304 disk.raw >/dev/null; "
+			    "dd if=esp.img of=disk.raw bs=1M seek=1 conv=notrunc,sparse status=none; "
+			    "if [ %u != 0 ]; then dd if=boot.img of=disk.raw bs=1M seek=%u "
+			    "conv=notrunc,sparse status=none; fi; "
+			    "dd if=root.img of=disk.raw bs=1M seek=%u conv=notrunc status=none",
+			    f->dir, XFS_ROOT_MIB, SEP_BOOT_UUID, SEP_BOOT_MIB, ESP_MIB,
+			    1 + ESP_MIB + boot_mib + XFS_ROOT_MIB + 1, ESP_MIB,
+			    with_boot ? "--new=2:0:+32M -t 2:8300" : "", XFS_ROOT_MIB, boot_mib,
+			    1 + ESP_MIB, 1 + ESP_MIB + boot_mib), 0);
+	file_sha(f->disk, MIB, ESP_MIB * MIB, f->esp_sha);
+	return (1 + ESP_MIB + boot_mib) * (uint64_t)MIB;
+}
+
+/* LUKS2 partition at off of path: the volume key of keyslot 0 with f's secret. */
+static struct tdc_xts *open_luks(struct fix *f, const char *path, uint64_t off, uint64_t len)
+{
+	char part[192], vk[64];
+	size_t vklen = sizeof(vk);
+	struct crypt_device *cd = NULL;
+	struct tdc_xts *x = NULL;
+
+	snprintf(part, sizeof(part), "%s/luks-part", f->dir);
+	extract(path, off, TDC_IMAGE_DATA_OFFSET, part);
+	assert_int_equal(sh("truncate -s %llu %s", (unsigned long long)len, part), 0);
+	assert_int_equal(crypt_init(&cd, part), 0);
+	assert_int_equal(crypt_load(cd, CRYPT_LUKS2, NULL), 0);
+	assert_int_equal(crypt_volume_key_get(cd, 0, vk, &vklen, (const char *)f->secret,
+					      sizeof(f->secret)), 0);
+	crypt_free(cd);
+	assert_int_equal(tdc_xts_new(&x, (const uint8_t *)vk, NULL), 0);
+	return x;
+}
+
+static void test_build_xfs_whole(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	struct tdc_image_build_result r;
+	struct tdc_error e = { 0 };
+	const uint64_t root_in = make_xfs_disk(f, true), len = XFS_ROOT_MIB * (uint64_t)MIB;
+	uint8_t *in = malloc(MIB), *out = malloc(MIB), d[32], boot_sha[32];
+	char uuid_text[64] = "", sample[192];
+	int fin, fout;
+
+	if (!have_xfs_tools())
+		skip();
+	assert_non_null(in);
+	assert_non_null(out);
+	snprintf(sample, sizeof(sample), "%s/root.img", f->dir);
+	blkid_uuid(sample, uuid_text);
+	file_sha(f->disk, (1 + ESP_MIB) * (uint64_t)MIB, SEP_BOOT_MIB * MIB, boot_sha);
+
+	base_opts(f, &o);
+	assert_int_equal(tdc_image_build(&o, &r, &e), 0);
+	assert_string_equal(r.root_fs, "xfs");
+	assert_string_equal(r.encrypted, "whole-partition");
+	assert_non_null(strstr(r.encrypted_reason, "xfs root"));
+	assert_int_equal(r.in_root.index, 3);
+	assert_int_equal(r.root_fs_blocks, len / 4096);
+	assert_int_equal(r.root_used_blocks, len / 4096); /* every block, in use or not */
+	assert_string_equal(r.root_fs_uuid, uuid_text);    /* kept: /boot has its own */
+	assert_string_equal(r.boot_fs_uuid, SEP_BOOT_UUID);
+	assert_int_equal(r.root.size, TDC_IMAGE_DATA_OFFSET + len);
+	file_sha(f->out, r.esp.offset, r.esp.size, d);
+	assert_memory_equal(d, f->esp_sha, 32);
+	file_sha(f->out, r.boot.offset, r.boot.size, d);
+	assert_memory_equal(d, boot_sha, 32);
+
+	/* each 1 MiB of the data area decrypts to the input partition's bytes, the XFS
+	 * superblock and the random free space alike; and it is ciphertext, not a copy */
+	struct tdc_xts *x = open_luks(f, f->out, r.root.offset, r.root.size);
+
+	fin = open(f->disk, O_RDONLY);
+	fout = open(f->out, O_RDONLY);
+	assert_true(fin >= 0 && fout >= 0);
+	for (uint64_t off = 0; off < len; off += MIB) {
+		assert_int_equal(pread(fin, in, MIB, (off_t)(root_in + off)), MIB);
+		assert_int_equal(pread(fout, out, MIB, (off_t)(r.root.offset +
+							      TDC_IMAGE_DATA_OFFSET + off)), MIB);
+		assert_memory_not_equal(in, out, 4096);
+		assert_int_equal(tdc_xts_decrypt(x, out, MIB / 4096, off / 4096, NULL), 0);
+		if (memcmp(in, out, MIB) != 0)
+			fail_msg("root MiB %llu does not decrypt to the input",
+				 (unsigned long long)(off / MIB));
+	}
+	/* and the check above can fail: one flipped ciphertext byte */
+	assert_int_equal(pread(fout, out, 4096, (off_t)(r.root.offset + TDC_IMAGE_DATA_OFFSET)),
+			 4096);
+	out[100] ^= 1;
+	assert_int_equal(tdc_xts_decrypt(x, out, 1, 0, NULL), 0);
+	assert_int_equal(pread(fin, in, 4096, (off_t)root_in), 4096);
+	assert_memory_not_equal(in, out, 4096);
+	assert_memory_equal(in, "XFSB", 4);
+	tdc_xts_free(x);
+	close(fin);
+	close(fout);
+	free(in);
+	free(out);
+}
+
+static void test_build_xfs_refused(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_build_opts o;
+	const char *brokers[] = { "https://127.0.0.1:1" };
+	struct tdc_error e = { 0 };
+	struct tdc_image_build_result r;
+
+	if (!have_xfs_tools())
+		skip();
+	/* the guest step reads the root with libext2fs: refused before any work, both steps */
+	make_xfs_disk(f, true);
+	base_opts(f, &o);
+	o.no_guest = false;
+	o.secret_id = "vm1";
+	o.brokers = brokers;
+	o.n_brokers = 1;
+	o.pins = (const char *[]){ "sha384:00" };
+	o.n_pins = 1;
+	o.agent_path = "/bin/sh";
+	o.guest_dir = f->dir;
+	o.guest_step = TDC_GUEST_STEP_CHROOT;
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "guest step needs an ext4 root");
+	o.guest_step = TDC_GUEST_STEP_VM;
+	assert_int_equal(tdc_image_build(&o, &r, &e), TDC_E_UNSUPPORTED);
+	assert_non_null(strstr(e.detail, "root filesystem xfs"));
+	assert_no_output(f);
+	/* layout only without a /boot partition: the XFS root's /boot cannot be read */
+	make_xfs_disk(f, false);
+	base_opts(f, &o);
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "needs its own ext4 /boot partition");
+	/* a second ext4 partition: which one is /boot is not guessed */
+	make_xfs_disk(f, true);
+	assert_int_equal(sh("PATH=$PATH:/usr/sbin:/sbin; set -e; cd %s; truncate -s +%uM disk.raw; "
+			    "sgdisk -e --new=4:0:+%uM -t 4:8300 disk.raw >/dev/null; "
+			    "dd if=boot.img of=disk.raw bs=1M seek=%u conv=notrunc,sparse status=none",
+			    f->dir, SEP_BOOT_MIB + 1, SEP_BOOT_MIB,
+			    1 + ESP_MIB + SEP_BOOT_MIB + XFS_ROOT_MIB), 0);
+	expect_fail(f, &o, TDC_E_UNSUPPORTED, "several ext4 partitions");
+	/* an unknown filesystem in the root partition: refused, naming the partition */
+	make_xfs_disk(f, true);
+	poke(f->disk, (1 + ESP_MIB + SEP_BOOT_MIB) * (uint64_t)MIB, "XFSC", 4);
+	e = (struct tdc_error){ 0 };
+	assert_int_equal(tdc_image_build(&o, &r, &e), TDC_E_FORMAT);
+	assert_non_null(strstr(e.reason, "no filesystem tdcrypt can encrypt"));
+	assert_non_null(strstr(e.detail, "partition 3"));
+	assert_no_output(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1004,6 +1293,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_build_no_boot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_sep_boot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_build_sep_boot_specs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fs_probe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_xfs_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_build_xfs_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include <openssl/rand.h>
 
 #include "image/encrypt.h"
+#include "image/overlay.h"
 #include "image/xts.h"
 #include "util/util.h"
 
@@ -585,6 +586,70 @@ static void test_encrypt_pipeline_stops(void **state)
 	assert_int_equal(access(f->out, F_OK), -1);
 }
 
+/* Whole-partition fill (a filesystem without an allocation map we read): every block of the
+ * source, whatever it holds, decrypts back to itself; refused with an overlay or a header
+ * smaller than the blocks. */
+static void test_encrypt_whole(void **state)
+{
+	struct fix *f = *state;
+	struct tdc_image_luks luks;
+	struct tdc_error e = { 0 };
+	const uint64_t n = 2 * 1024 + 3; /* not a multiple of the 1024-block run */
+	uint8_t *plain = malloc(n * 4096), *ct = malloc(n * 4096), vk_sha[32], vk[64];
+	size_t vklen = sizeof(vk);
+	uint64_t used = 0;
+	struct crypt_device *cd = NULL;
+	struct tdc_xts *x = NULL;
+	int fd;
+
+	assert_true(plain && ct);
+	assert_int_equal(RAND_bytes(plain, (int)(n * 4096)), 1);
+	memset(plain + 5 * 4096, 0, 3 * 4096); /* zero blocks are encrypted too */
+	write_file(f->src, plain, n * 4096);
+	assert_int_equal(tdc_image_luks_create(f->out, n * 4096, f->secret, sizeof(f->secret), NULL,
+					       &luks, NULL), 0);
+	struct tdc_image_fill_opts fo = {
+		.header = f->out, .secret = f->secret, .secret_len = sizeof(f->secret),
+		.src = f->src, .dst = f->out, .whole_blocks = n,
+	};
+	assert_int_equal(tdc_image_luks_fill(&fo, &used, vk_sha, &e), 0);
+	assert_int_equal(used, n);
+	assert_memory_equal(vk_sha, luks.vk_sha256, 32);
+	fd = open(f->out, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, ct, n * 4096, TDC_IMAGE_DATA_OFFSET), (ssize_t)(n * 4096));
+	close(fd);
+	assert_int_equal(crypt_init(&cd, f->out), 0);
+	assert_int_equal(crypt_load(cd, CRYPT_LUKS2, NULL), 0);
+	assert_int_equal(crypt_volume_key_get(cd, 0, (char *)vk, &vklen, (const char *)f->secret,
+					      sizeof(f->secret)), 0);
+	crypt_free(cd);
+	assert_int_equal(tdc_xts_new(&x, (const uint8_t *)vk, NULL), 0);
+	for (uint64_t b = 0; b < n; b++) {
+		assert_memory_not_equal(ct + b * 4096, plain + b * 4096, 4096);
+		assert_int_equal(tdc_xts_decrypt(x, ct + b * 4096, 1, b, NULL), 0);
+		if (memcmp(ct + b * 4096, plain + b * 4096, 4096) != 0)
+			fail_msg("block %llu does not decrypt to the source", (unsigned long long)b);
+	}
+	tdc_xts_free(x);
+	/* more blocks than the LUKS partition holds */
+	fo.whole_blocks = n + 1;
+	assert_int_equal(tdc_image_luks_fill(&fo, &used, vk_sha, &e), TDC_E_USAGE);
+	assert_non_null(strstr(e.reason, "smaller than the filesystem"));
+	/* an overlay (ext4 metadata edits) has no meaning here */
+	uint8_t patch[16] = { 0 };
+	struct tdc_overlay_ext ext = { .off = 0, .len = 16, .data = patch };
+	struct tdc_overlay ov = { .v = &ext, .n = 1 };
+
+	fo.whole_blocks = n;
+	fo.overlay = &ov;
+	e = (struct tdc_error){ 0 };
+	assert_int_equal(tdc_image_luks_fill(&fo, &used, vk_sha, &e), TDC_E_USAGE);
+	assert_non_null(strstr(e.reason, "no overlay"));
+	free(plain);
+	free(ct);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -597,6 +662,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_encrypt_pipeline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encrypt_pipeline_stops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encrypt_buffered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_encrypt_whole, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
