@@ -6,6 +6,7 @@ set -euo pipefail
 BUILD_PKGS=(build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 	libssl-dev libjson-c-dev libcmocka-dev libcryptsetup-dev libsqlite3-dev
 	libcurl4-openssl-dev libpq-dev postgresql libseccomp-dev libsystemd-dev libext2fs-dev e2fsprogs cryptsetup-bin dosfstools mtools gdisk qemu-utils
+	xfsprogs btrfs-progs
 	openssl python3 jq time curl iproute2
 	scdoc man-db groff-base systemd
 	debhelper dpkg-dev fakeroot lintian comerr-dev pkgconf
@@ -13,7 +14,8 @@ BUILD_PKGS=(build-essential meson ninja-build pkg-config clang libclang-rt-14-de
 # scdoc: the man pages; debhelper ... pkgconf: the Debian packages (tests/pkg, debian/control
 # Build-Depends); systemd: systemd-analyze and systemd-sysusers for the unit and the user, and
 # systemd-journald for the broker's journal test; libsystemd-dev: its native journal logging;
-# clevis clevis-luks jose: the clevis pin's test (tests/agent/clevis.sh).
+# clevis clevis-luks jose: the clevis pin's test (tests/agent/clevis.sh); xfsprogs btrfs-progs:
+# the non-ext4 root tests (tests/e2e/test-image-build.c, test-image-unpriv.sh; btrfs optional).
 
 # --e2e: also what the real encrypted boot needs (QEMU, OVMF, debootstrap, ...).
 E2E_PKGS=(qemu-system-x86 qemu-utils ovmf debootstrap gdisk dosfstools mtools e2fsprogs

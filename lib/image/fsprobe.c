@@ -117,17 +117,30 @@ int tdc_image_fs_probe(int fd, uint64_t off, uint64_t len, struct tdc_image_fs_p
 {
 	uint8_t sb[SB_READ];
 	int err = 0;
-	bool found;
 
 	if (fd < 0 || !out)
 		return TDC_FAIL(e, TDC_E_USAGE, "fs probe: missing argument");
 	memset(out, 0, sizeof(*out));
-	found = (read_at(fd, off, len, 0, sb, &err) && probe_xfs(sb, out)) ||
-		(read_at(fd, off, len, EXT4_SB_OFF, sb, &err) && probe_ext4(sb, out)) ||
-		(read_at(fd, off, len, BTRFS_SB_OFF, sb, &err) && probe_btrfs(sb, out));
+	/* all three are looked for: two signatures (a filesystem made over another without
+	 * wiping it) leave it open which one the guest mounts, so that is refused */
+	struct tdc_image_fs_probe c[3] = { 0 };
+	bool hit[3] = {
+		read_at(fd, off, len, EXT4_SB_OFF, sb, &err) && probe_ext4(sb, &c[0]),
+		read_at(fd, off, len, 0, sb, &err) && probe_xfs(sb, &c[1]),
+		read_at(fd, off, len, BTRFS_SB_OFF, sb, &err) && probe_btrfs(sb, &c[2]),
+	};
+	unsigned n = 0;
+
 	if (err < 0)
 		return TDC_FAILF(e, TDC_E_IO, "cannot read the partition", "%s", strerror(-err));
-	if (!found)
+	for (unsigned i = 0; i < 3; i++)
+		if (hit[i] && n++ == 0)
+			*out = c[i];
+	if (n > 1)
+		return TDC_FAILF(e, TDC_E_FORMAT, "partition holds two filesystem signatures",
+				 "%s%s%s", hit[0] ? "ext4 " : "", hit[1] ? "xfs " : "",
+				 hit[2] ? "btrfs" : "");
+	if (!n)
 		return 0;
 	if (!out->size)
 		return TDC_FAILF(e, TDC_E_FORMAT, "filesystem superblock has no valid size", "%s",

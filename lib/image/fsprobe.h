@@ -30,7 +30,8 @@ const char *tdc_image_fs_name(enum tdc_image_fs t);
 /*
  * Probes the partition [off, off + len) of the image open on fd. An unrecognised filesystem is
  * not an error (type TDC_FS_UNKNOWN); TDC_E_FORMAT if a recognised superblock is inconsistent
- * (zero or absurd size, bad block size) or the fs is larger than its partition; TDC_E_IO.
+ * (zero or absurd size, bad block size), the fs is larger than its partition, or two
+ * signatures are found; TDC_E_IO.
  */
 int tdc_image_fs_probe(int fd, uint64_t off, uint64_t len, struct tdc_image_fs_probe *out,
 		       struct tdc_error *e) TDC_MUST_USE;

@@ -1075,6 +1075,14 @@ static void test_fs_probe(void **state)
 	assert_non_null(strstr(e.reason, "no valid size"));
 	poke(img, 4, "\x00\x00\x10\x00", 4);
 	assert_int_equal(probe_file(img, len, &p, &e), 0);
+	/* an ext4 signature left over under it: ambiguous, refused */
+	poke(img, 1024 + 0x38, "\x53\xef", 2);
+	e = (struct tdc_error){ 0 };
+	assert_int_equal(probe_file(img, len, &p, &e), TDC_E_FORMAT);
+	assert_non_null(strstr(e.reason, "two filesystem signatures"));
+	poke(img, 1024 + 0x38, "\0\0", 2);
+	assert_int_equal(probe_file(img, len, &p, &e), 0);
+	assert_int_equal(p.type, TDC_FS_XFS);
 	/* magic gone: unknown, not an error */
 	poke(img, 0, "XFSC", 4);
 	assert_int_equal(probe_file(img, len, &p, &e), 0);

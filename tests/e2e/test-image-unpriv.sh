@@ -8,6 +8,10 @@
 #   guest    the guest step on a disk without an initramfs generator: the preparation VM is
 #            chosen (announced), the build fails with a clear error, no OUT, nothing mounted
 #            or looped, no chroot/mount run, no key file
+#   xfs      an XFS root (mkfs.xfs on a file, no mount) with its own ext4 /boot: --no-guest
+#            encrypts the whole partition, announced on stderr and in --json ("encrypted":
+#            "whole-partition", "root_fs": "xfs"); the guest step on it is refused clearly
+#            (skipped without xfsprogs)
 # Needs root to switch to nobody (exit 77 = skipped otherwise), e2fsprogs, dosfstools, mtools,
 # gdisk, qemu-utils.
 # Usage: test-image-unpriv.sh TDCRYPT_BINARY
@@ -152,6 +156,51 @@ elif ! grep -q 'lacks its initramfs generator' "$D/g.err"; then
 	fail "guest: no clear error: $(tail -2 "$D/g.err" | tr '\n' '|')"
 elif no_leftovers guest "$D/g.raw" "$D/g.key" && unchanged guest; then
 	pass "guest: exit $RC, preparation VM announced, $(grep -o 'the guest lacks.*' "$D/g.err" | head -1 | cut -c1-120)"
+fi
+
+# ---- an XFS root: whole partition, announced; the guest step refused -------------------------------
+if command -v mkfs.xfs >/dev/null; then
+	X=$W/x
+	mkdir -p "$X/btree/grub"
+	echo 'linux /vmlinuz ro' >"$X/btree/grub/grub.cfg"
+	chown -R nobody: "$X"
+	# mkfs.xfs refuses < 300 MB unless it believes it runs under xfstests
+	as_nobody sh -ec "cd '$X'; truncate -s 64M root.img; TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 mkfs.xfs -q root.img
+		mke2fs -q -t ext4 -d btree boot.img 32M; truncate -s 33M esp.img; mkfs.vfat -F 32 esp.img >/dev/null
+		truncate -s 131M disk.raw
+		sgdisk --new=1:2048:+33M -t 1:EF00 --new=2:0:+32M -t 2:8300 --new=3:0:+64M -t 3:8304 disk.raw >/dev/null
+		dd if=esp.img of=disk.raw bs=1M seek=1 conv=notrunc,sparse status=none
+		dd if=boot.img of=disk.raw bs=1M seek=34 conv=notrunc,sparse status=none
+		dd if=root.img of=disk.raw bs=1M seek=66 conv=notrunc,sparse status=none" ||
+		{ echo "FAIL setup: cannot build the XFS disk"; exit 1; }
+	if as_nobody "$TD" image encrypt "$X/disk.raw" "$X/out.raw" --no-guest --format raw \
+		--key-out "$X/key" --json >"$X/out.json" 2>"$X/out.err"; then
+		if ! grep -q 'whole partition encrypted (64 MiB, allocated or not): xfs root' "$X/out.err"; then
+			fail "xfs: no announcement on stderr: $(tr '\n' '|' <"$X/out.err")"
+		elif ! python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["root_fs"] == "xfs" and d["encrypted"] == "whole-partition", d
+assert "xfs root" in d["encrypted_reason"] and d["root_used_blocks"] == d["root_fs_blocks"] == 16384' "$X/out.json"; then
+			fail "xfs: --json does not say whole-partition: $(head -c 400 "$X/out.json")"
+		elif unchanged xfs; then
+			pass "xfs: whole partition, $(grep -o 'whole partition.*' "$X/out.err" | cut -c1-100)"
+		fi
+	else
+		fail "xfs: layout build failed: $(tail -3 "$X/out.err" | tr '\n' '|')"
+	fi
+	as_nobody "$TD" image encrypt "$X/disk.raw" "$X/g.raw" --format raw --key-out "$X/g.key" \
+		--secret-id s --broker 10.0.2.100:50051 --broker-pin "$(printf '%064d' 0)" \
+		--agent "$D/agent" --guest-dir "$D/guest" >/dev/null 2>"$X/g.err"
+	RC=$?
+	if [ "$RC" = 0 ]; then
+		fail "xfs: the guest step on an XFS root succeeded"
+	elif ! grep -q 'guest step needs an ext4 root' "$X/g.err"; then
+		fail "xfs: no clear error for the guest step: $(tail -2 "$X/g.err" | tr '\n' '|')"
+	elif no_leftovers xfs-guest "$X/g.raw" "$X/g.key" && unchanged xfs-guest; then
+		pass "xfs: guest step refused, exit $RC"
+	fi
+else
+	echo "SKIP xfs: no mkfs.xfs"
 fi
 
 echo "$FAILS failed"
