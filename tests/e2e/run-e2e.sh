@@ -31,11 +31,13 @@
 #                socket; systemd-cryptsetup maps the root; marker, audit, prediction as for happy
 #       dracut-header  a copy of it with a foreign LUKS2 token: the agent refuses before asking
 #                for the key, the unit's failure powers the guest off
+#       genfail  a copy of the guest whose initramfs generator fails (tests/e2e/test-image-genfail.sh):
+#                a clear error, no OUT, no key file, nothing mounted or looped
 # The four refused boots run in parallel after the happy one; direct runs next; the dracut
-# guest's boots last, one after the other.
+# guest's boots, one after the other, then genfail.
 #
 # Usage: run-e2e.sh [--build DIR] [--keep]
-#                   [--only happy|cmdline|initrd|kernel|header|direct|dracut-happy|dracut-header]...
+#                   [--only happy|cmdline|initrd|kernel|header|direct|dracut-happy|dracut-header|genfail]...
 #                   [--timeout SEC] [--root-build]
 #   --build DIR   build directory with cli/tdcrypt, kbs/tdcrypt-kbs, agent/tdcrypt-agent
 #                 (default: $TDCRYPT_BUILD, else <repo>/build)
@@ -595,6 +597,18 @@ if want dracut-happy || want dracut-header; then
 				fail dracut-header-setup "cannot add a token: $(tail -2 "$W/token.log" 2>/dev/null)"
 			fi
 		fi
+	fi
+fi
+
+# ---- genfail: the guest's initramfs generator fails inside the guest step (root path)
+if want genfail; then
+	log "genfail: a generator that fails in the guest"
+	"$HERE/test-image-genfail.sh" "$GUEST" "$BUILD" >"$W/genfail.log" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && grep -q '^PASS genfail' "$W/genfail.log"; then
+		pass genfail "$(sed -n 's/^PASS genfail (\(.*\))$/\1/p' "$W/genfail.log" | cut -c1-200)"
+	else
+		fail genfail "exit $rc: $(tail -3 "$W/genfail.log" | tr '\n' '|')"
 	fi
 fi
 
